@@ -1,0 +1,218 @@
+//! The stepup wire contract, shared by `pam_stepup.so`, `stepupd` and `stepupctl`.
+//!
+//! Everything a client and the daemon must agree on lives here: the bus name,
+//! object path and interface, the protocol version, the kinds of step the
+//! daemon sends, the context keys, the error names, and the client proxy.
+//! Nothing here does I/O on its own or knows about policy.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Well-known bus name the daemon owns on the system bus.
+pub const BUS_NAME: &str = "org.stepup.Daemon1";
+/// Object path of the daemon's single object.
+pub const OBJECT_PATH: &str = "/org/stepup/Daemon1";
+/// Interface name (same string as the bus name, by convention).
+pub const INTERFACE: &str = "org.stepup.Daemon1";
+
+/// Version of the `Begin`/`Respond` conversation. A daemon refuses a `Begin`
+/// that names another version with [`error::PROTOCOL_MISMATCH`]; a module
+/// refuses any step kind it does not know. Bump on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The only system bus address the module uses unless the admin writes `bus=`
+/// on the PAM line. Never taken from `DBUS_SYSTEM_BUS_ADDRESS`: under setuid
+/// `su` that variable is chosen by the caller.
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// Keys of the `Begin` context dictionary (values as PAM reports them; a
+/// missing item is an empty string).
+pub mod context {
+    pub const SERVICE: &str = "service";
+    pub const USER: &str = "user";
+    pub const RUSER: &str = "ruser";
+    pub const TTY: &str = "tty";
+    pub const RHOST: &str = "rhost";
+    /// Every key a client may send; the daemon refuses others.
+    pub const KEYS: [&str; 5] = [SERVICE, USER, RUSER, TTY, RHOST];
+    /// Longest value the daemon accepts for any key, in bytes.
+    pub const MAX_VALUE_LEN: usize = 1024;
+}
+
+/// D-Bus error names the daemon replies with.
+pub mod error {
+    pub const ACCESS_DENIED: &str = "org.stepup.Error.AccessDenied";
+    pub const PROTOCOL_MISMATCH: &str = "org.stepup.Error.ProtocolMismatch";
+    pub const NO_SUCH_SESSION: &str = "org.stepup.Error.NoSuchSession";
+    pub const INVALID_ARGUMENT: &str = "org.stepup.Error.InvalidArgument";
+    pub const NOT_FOUND: &str = "org.stepup.Error.NotFound";
+    pub const FAILED: &str = "org.stepup.Error.Failed";
+}
+
+/// The typed form of the daemon's errors, used on both sides of the bus.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.stepup.Error")]
+pub enum DaemonError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller is not root (checked by the daemon on every call).
+    AccessDenied(String),
+    /// Client and daemon speak different protocol versions.
+    ProtocolMismatch(String),
+    /// Unknown, expired, or not this connection's session.
+    NoSuchSession(String),
+    /// Malformed input (unknown context key, oversized value, bad user name…).
+    InvalidArgument(String),
+    /// The thing asked for (credential, user) does not exist.
+    NotFound(String),
+    /// Anything else; the text says what.
+    Failed(String),
+}
+
+/// What the daemon asks the module to do next.
+///
+/// `Allow`, `Deny` and `MaxTries` end the attempt. The others ask the module
+/// to show `text` and call `Respond` again: with the user's answer after a
+/// prompt, with an empty answer after `Info` or `Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Allow,
+    Deny,
+    /// Denied because the attempt used up its tries (maps to `PAM_MAXTRIES`).
+    MaxTries,
+    PromptSecret,
+    PromptText,
+    Info,
+    Error,
+}
+
+impl StepKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::MaxTries => "maxtries",
+            Self::PromptSecret => "prompt_secret",
+            Self::PromptText => "prompt_text",
+            Self::Info => "info",
+            Self::Error => "error",
+        }
+    }
+
+    /// True for the kinds that end a session.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Allow | Self::Deny | Self::MaxTries)
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step kind the module does not know: a protocol error, never guessed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStepKind(pub String);
+
+impl fmt::Display for UnknownStepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown step kind {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownStepKind {}
+
+impl FromStr for StepKind {
+    type Err = UnknownStepKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "allow" => Self::Allow,
+            "deny" => Self::Deny,
+            "maxtries" => Self::MaxTries,
+            "prompt_secret" => Self::PromptSecret,
+            "prompt_text" => Self::PromptText,
+            "info" => Self::Info,
+            "error" => Self::Error,
+            other => return Err(UnknownStepKind(other.to_owned())),
+        })
+    }
+}
+
+/// One credential as `List` reports it: (id, method, label, created unix seconds).
+pub type CredentialRow = (String, String, String, u64);
+
+/// Client side of the interface.
+#[zbus::proxy(
+    interface = "org.stepup.Daemon1",
+    default_service = "org.stepup.Daemon1",
+    default_path = "/org/stepup/Daemon1"
+)]
+pub trait Daemon1 {
+    /// Start an attempt: returns (session, kind, text). `session` is empty
+    /// when `kind` is final.
+    fn begin(
+        &self,
+        protocol: u32,
+        context: HashMap<String, String>,
+    ) -> Result<(String, String, String), DaemonError>;
+
+    /// Answer the last step: returns (kind, text).
+    fn respond(&self, session: &str, answer: &str) -> Result<(String, String), DaemonError>;
+
+    /// Abandon an attempt (counts as a cancelled failure).
+    fn cancel(&self, session: &str) -> Result<(), DaemonError>;
+
+    /// Admin: enroll a TOTP secret for `user`. An empty `secret_base32` asks the
+    /// daemon to generate one. Returns (credential id, otpauth URI).
+    fn enroll_totp(
+        &self,
+        user: &str,
+        secret_base32: &str,
+        label: &str,
+    ) -> Result<(String, String), DaemonError>;
+
+    /// Admin: the user's credentials.
+    fn list(&self, user: &str) -> Result<Vec<CredentialRow>, DaemonError>;
+
+    /// Admin: remove one credential.
+    fn remove(&self, user: &str, id: &str) -> Result<(), DaemonError>;
+
+    /// Admin: daemon facts as key/value pairs.
+    fn status(&self) -> Result<HashMap<String, String>, DaemonError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_kinds_round_trip_and_unknown_is_refused() {
+        for kind in [
+            StepKind::Allow,
+            StepKind::Deny,
+            StepKind::MaxTries,
+            StepKind::PromptSecret,
+            StepKind::PromptText,
+            StepKind::Info,
+            StepKind::Error,
+        ] {
+            assert_eq!(kind.as_str().parse::<StepKind>(), Ok(kind));
+        }
+        assert_eq!(
+            "ALLOW".parse::<StepKind>(),
+            Err(UnknownStepKind("ALLOW".into()))
+        );
+        assert!("".parse::<StepKind>().is_err());
+    }
+
+    #[test]
+    fn only_terminal_kinds_are_final() {
+        assert!(StepKind::Allow.is_final());
+        assert!(StepKind::MaxTries.is_final());
+        assert!(!StepKind::Info.is_final());
+        assert!(!StepKind::PromptSecret.is_final());
+    }
+}

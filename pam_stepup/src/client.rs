@@ -1,0 +1,110 @@
+//! The bus side of the module: connect to a fixed address, make sure the
+//! daemon's name belongs to root, and speak the wire contract.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use stepup_common::{BUS_NAME, DaemonError, Daemon1Proxy, PROTOCOL_VERSION};
+use zbus::names::BusName;
+use zbus::proxy::CacheProperties;
+
+use crate::flow::{DaemonLink, LinkError};
+
+pub struct BusLink {
+    // Kept so the connection lives exactly as long as the link; dropped
+    // before the PAM call returns.
+    _connection: zbus::Connection,
+    proxy: Daemon1Proxy<'static>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> LinkError {
+    LinkError::Unavailable(format!("{what}: {e}"))
+}
+
+impl BusLink {
+    /// Connect to `address` (never an address from the environment), find
+    /// the owner of the daemon's name and check it is uid 0, and talk to
+    /// that unique name only, so the name cannot change hands mid-attempt.
+    pub async fn connect(address: &str, timeout: Duration) -> Result<Self, LinkError> {
+        let runtime = zruntime::SharedRuntime::current().map_err(|e| unavailable("runtime", e))?;
+        let build = zbus::connection::Builder::address(address)
+            .method_timeout(timeout)
+            .build();
+        let connection = runtime
+            .timeout(timeout, build)
+            .await
+            .map_err(|_| LinkError::Unavailable(format!("connecting to {address} timed out")))?
+            .map_err(|e| unavailable(&format!("cannot connect to {address}"), e))?;
+
+        let dbus = zbus::fdo::DBusProxy::builder(&connection)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| unavailable("bus", e))?;
+        let owner = dbus
+            .get_name_owner(BusName::try_from(BUS_NAME).map_err(|e| unavailable("bus name", e))?)
+            .await
+            .map_err(|e| unavailable("stepupd is not running", e))?;
+        let uid = dbus
+            .get_connection_unix_user(BusName::Unique(owner.clone().into()))
+            .await
+            .map_err(|e| unavailable("cannot identify the owner of org.stepup.Daemon1", e))?;
+        if uid != 0 {
+            return Err(LinkError::Unavailable(format!(
+                "{BUS_NAME} is owned by uid {uid}, not root: refusing to talk to it"
+            )));
+        }
+        let proxy = Daemon1Proxy::builder(&connection)
+            .destination(owner.to_string())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| unavailable("proxy", e))?;
+        Ok(Self {
+            _connection: connection,
+            proxy,
+        })
+    }
+}
+
+/// A daemon that cannot be reached or speaks another protocol is
+/// "unavailable" (failmode decides); one that answered with an error refused.
+fn classify(e: DaemonError) -> LinkError {
+    match e {
+        DaemonError::ZBus(zbus::Error::MethodError(name, msg, _)) => LinkError::Refused(format!(
+            "{name}: {}",
+            msg.unwrap_or_default()
+        )),
+        DaemonError::ZBus(e) => unavailable("stepupd did not answer", e),
+        DaemonError::ProtocolMismatch(msg) => LinkError::Unavailable(format!("protocol mismatch: {msg}")),
+        DaemonError::NoSuchSession(msg) => {
+            LinkError::Unavailable(format!("stepupd lost the attempt (restarted?): {msg}"))
+        }
+        DaemonError::AccessDenied(msg) => LinkError::Unavailable(format!("access denied: {msg}")),
+        DaemonError::InvalidArgument(msg) | DaemonError::NotFound(msg) | DaemonError::Failed(msg) => {
+            LinkError::Refused(msg)
+        }
+    }
+}
+
+impl DaemonLink for BusLink {
+    async fn begin(
+        &mut self,
+        context: &HashMap<String, String>,
+    ) -> Result<(String, String, String), LinkError> {
+        self.proxy
+            .begin(PROTOCOL_VERSION, context.clone())
+            .await
+            .map_err(classify)
+    }
+
+    async fn respond(&mut self, session: &str, answer: &str) -> Result<(String, String), LinkError> {
+        self.proxy.respond(session, answer).await.map_err(classify)
+    }
+
+    async fn cancel(&mut self, session: &str) {
+        if !session.is_empty() {
+            let _ = self.proxy.cancel(session).await;
+        }
+    }
+}

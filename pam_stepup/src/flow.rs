@@ -1,0 +1,285 @@
+//! The relay loop: ask the daemon, show what it says, send back what the
+//! user answers, until the daemon ends the attempt. Written against two small
+//! traits so the loop is tested without PAM or a bus.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use stepup_common::StepKind;
+use zeroize::Zeroizing;
+
+/// The PAM conversation, as the loop needs it.
+pub trait Prompter {
+    fn prompt_secret(&mut self, text: &str) -> Result<Zeroizing<String>, ConversationFailed>;
+    fn prompt_text(&mut self, text: &str) -> Result<Zeroizing<String>, ConversationFailed>;
+    fn info(&mut self, text: &str) -> Result<(), ConversationFailed>;
+    fn error(&mut self, text: &str) -> Result<(), ConversationFailed>;
+}
+
+/// The user's application could not or would not talk (Ctrl-C, no tty…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationFailed;
+
+/// Why the daemon could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// Not reachable, timed out, wrong owner, or protocol mismatch: the
+    /// cases `failmode` decides.
+    Unavailable(String),
+    /// The daemon answered with an error (bad input, internal failure):
+    /// always a failure, whatever `failmode` says.
+    Refused(String),
+}
+
+/// The daemon, as the loop needs it.
+pub trait DaemonLink {
+    fn begin(
+        &mut self,
+        context: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<(String, String, String), LinkError>>;
+    fn respond(
+        &mut self,
+        session: &str,
+        answer: &str,
+    ) -> impl Future<Output = Result<(String, String), LinkError>>;
+    fn cancel(&mut self, session: &str) -> impl Future<Output = ()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    Deny,
+    MaxTries,
+    ConversationFailed,
+    Unavailable(String),
+    Refused(String),
+}
+
+/// A daemon that never ends the attempt is a broken daemon.
+pub const MAX_STEPS: usize = 64;
+
+pub async fn relay(
+    daemon: &mut impl DaemonLink,
+    prompter: &mut impl Prompter,
+    context: &HashMap<String, String>,
+) -> Outcome {
+    let (session, mut kind, mut text) = match daemon.begin(context).await {
+        Ok(step) => step,
+        Err(e) => return link_failure(e),
+    };
+    for _ in 0..MAX_STEPS {
+        let step = match kind.parse::<StepKind>() {
+            Ok(step) => step,
+            Err(e) => {
+                daemon.cancel(&session).await;
+                return Outcome::Unavailable(format!("protocol error: {e}"));
+            }
+        };
+        let answer: Result<Zeroizing<String>, ConversationFailed> = match step {
+            StepKind::Allow => return Outcome::Allow,
+            StepKind::Deny => {
+                if !text.is_empty() {
+                    let _ = prompter.error(&text);
+                }
+                return Outcome::Deny;
+            }
+            StepKind::MaxTries => {
+                if !text.is_empty() {
+                    let _ = prompter.error(&text);
+                }
+                return Outcome::MaxTries;
+            }
+            StepKind::PromptSecret => prompter.prompt_secret(&text),
+            StepKind::PromptText => prompter.prompt_text(&text),
+            StepKind::Info => prompter.info(&text).map(|()| Zeroizing::new(String::new())),
+            StepKind::Error => prompter.error(&text).map(|()| Zeroizing::new(String::new())),
+        };
+        let Ok(answer) = answer else {
+            daemon.cancel(&session).await;
+            return Outcome::ConversationFailed;
+        };
+        match daemon.respond(&session, &answer).await {
+            Ok((next_kind, next_text)) => {
+                kind = next_kind;
+                text = next_text;
+            }
+            Err(e) => return link_failure(e),
+        }
+    }
+    daemon.cancel(&session).await;
+    Outcome::Unavailable(format!("daemon sent more than {MAX_STEPS} steps"))
+}
+
+/// The outcome when the daemon could not even be reached.
+pub fn relay_failed(e: LinkError) -> Outcome {
+    link_failure(e)
+}
+
+fn link_failure(e: LinkError) -> Outcome {
+    match e {
+        LinkError::Unavailable(why) => Outcome::Unavailable(why),
+        LinkError::Refused(why) => Outcome::Refused(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A scripted daemon: replies in order, records what it was sent.
+    #[derive(Default)]
+    struct Script {
+        begin: Option<Result<(String, String, String), LinkError>>,
+        replies: VecDeque<Result<(String, String), LinkError>>,
+        answers: Vec<String>,
+        cancelled: Vec<String>,
+    }
+
+    impl DaemonLink for Script {
+        async fn begin(
+            &mut self,
+            _: &HashMap<String, String>,
+        ) -> Result<(String, String, String), LinkError> {
+            self.begin.take().expect("begin called once")
+        }
+        async fn respond(&mut self, _: &str, answer: &str) -> Result<(String, String), LinkError> {
+            self.answers.push(answer.to_owned());
+            self.replies
+                .pop_front()
+                .unwrap_or(Ok(("prompt_secret".into(), "again".into())))
+        }
+        async fn cancel(&mut self, session: &str) {
+            self.cancelled.push(session.to_owned());
+        }
+    }
+
+    #[derive(Default)]
+    struct User {
+        answers: VecDeque<Option<&'static str>>,
+        shown: Vec<String>,
+    }
+
+    impl Prompter for User {
+        fn prompt_secret(&mut self, text: &str) -> Result<Zeroizing<String>, ConversationFailed> {
+            self.shown.push(format!("secret:{text}"));
+            match self.answers.pop_front().flatten() {
+                Some(a) => Ok(Zeroizing::new(a.to_owned())),
+                None => Err(ConversationFailed),
+            }
+        }
+        fn prompt_text(&mut self, text: &str) -> Result<Zeroizing<String>, ConversationFailed> {
+            self.prompt_secret(text)
+        }
+        fn info(&mut self, text: &str) -> Result<(), ConversationFailed> {
+            self.shown.push(format!("info:{text}"));
+            Ok(())
+        }
+        fn error(&mut self, text: &str) -> Result<(), ConversationFailed> {
+            self.shown.push(format!("error:{text}"));
+            Ok(())
+        }
+    }
+
+    fn step(kind: &str, text: &str) -> Result<(String, String), LinkError> {
+        Ok((kind.into(), text.into()))
+    }
+
+    fn run(daemon: &mut Script, user: &mut User) -> Outcome {
+        zbus::block_on(relay(daemon, user, &HashMap::new()))
+    }
+
+    #[test]
+    fn prompt_error_prompt_allow() {
+        let mut daemon = Script {
+            begin: Some(Ok(("s1".into(), "prompt_secret".into(), "Code: ".into()))),
+            replies: [step("error", "Wrong code."), step("prompt_secret", "Code: "), step("allow", "")].into(),
+            ..Default::default()
+        };
+        let mut user = User {
+            answers: [Some("111111"), Some("222222")].into(),
+            ..Default::default()
+        };
+        assert_eq!(run(&mut daemon, &mut user), Outcome::Allow);
+        // After an error step the module answers with an empty string.
+        assert_eq!(daemon.answers, ["111111", "", "222222"]);
+        assert_eq!(user.shown, ["secret:Code: ", "error:Wrong code.", "secret:Code: "]);
+    }
+
+    #[test]
+    fn deny_and_maxtries_show_the_text() {
+        let mut daemon = Script {
+            begin: Some(Ok((String::new(), "deny".into(), "Not enrolled.".into()))),
+            ..Default::default()
+        };
+        let mut user = User::default();
+        assert_eq!(run(&mut daemon, &mut user), Outcome::Deny);
+        assert_eq!(user.shown, ["error:Not enrolled."]);
+
+        let mut daemon = Script {
+            begin: Some(Ok(("s".into(), "prompt_secret".into(), "Code: ".into()))),
+            replies: [step("maxtries", "Too many.")].into(),
+            ..Default::default()
+        };
+        let mut user = User {
+            answers: [Some("0")].into(),
+            ..Default::default()
+        };
+        assert_eq!(run(&mut daemon, &mut user), Outcome::MaxTries);
+    }
+
+    #[test]
+    fn conversation_failure_cancels_the_session() {
+        let mut daemon = Script {
+            begin: Some(Ok(("s9".into(), "prompt_secret".into(), "Code: ".into()))),
+            ..Default::default()
+        };
+        let mut user = User {
+            answers: [None].into(),
+            ..Default::default()
+        };
+        assert_eq!(run(&mut daemon, &mut user), Outcome::ConversationFailed);
+        assert_eq!(daemon.cancelled, ["s9"]);
+    }
+
+    #[test]
+    fn unknown_kind_is_a_protocol_error_not_a_guess() {
+        let mut daemon = Script {
+            begin: Some(Ok(("s".into(), "allow_maybe".into(), String::new()))),
+            ..Default::default()
+        };
+        let outcome = run(&mut daemon, &mut User::default());
+        assert!(matches!(outcome, Outcome::Unavailable(ref w) if w.contains("allow_maybe")), "{outcome:?}");
+        assert_eq!(daemon.cancelled, ["s"]);
+    }
+
+    #[test]
+    fn endless_daemon_is_cut_off() {
+        let mut daemon = Script {
+            begin: Some(Ok(("s".into(), "info".into(), "touch".into()))),
+            replies: VecDeque::new(),
+            ..Default::default()
+        };
+        // Replies default to prompt_secret forever; the user keeps answering.
+        let mut user = User {
+            answers: std::iter::repeat_n(Some("1"), MAX_STEPS + 5).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(run(&mut daemon, &mut user), Outcome::Unavailable(_)));
+        assert_eq!(daemon.answers.len(), MAX_STEPS);
+    }
+
+    #[test]
+    fn link_errors_keep_their_class() {
+        let mut daemon = Script {
+            begin: Some(Err(LinkError::Unavailable("down".into()))),
+            ..Default::default()
+        };
+        assert_eq!(run(&mut daemon, &mut User::default()), Outcome::Unavailable("down".into()));
+        let mut daemon = Script {
+            begin: Some(Err(LinkError::Refused("bad user".into()))),
+            ..Default::default()
+        };
+        assert_eq!(run(&mut daemon, &mut User::default()), Outcome::Refused("bad user".into()));
+    }
+}

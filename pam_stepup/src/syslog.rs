@@ -1,0 +1,50 @@
+//! What only the module can see (daemon unreachable, fail-safe pass, protocol
+//! mismatch) goes to syslog, facility LOG_AUTHPRIV, through /dev/log.
+//! One datagram per message; the socket is closed before returning.
+
+use std::os::unix::net::UnixDatagram;
+
+const LOG_AUTHPRIV: u8 = 10 << 3;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Severity {
+    Alert = 1,
+    Err = 3,
+    Warning = 4,
+    Debug = 7,
+}
+
+pub const DEV_LOG: &str = "/dev/log";
+
+/// Format one RFC 3164 message without a timestamp (syslogd adds it).
+pub fn format(severity: Severity, message: &str) -> String {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "<{}>pam_stepup[{}]: {clean}",
+        LOG_AUTHPRIV | severity as u8,
+        std::process::id()
+    )
+}
+
+/// Best effort: with no syslog daemon there is nobody to tell.
+pub fn log(severity: Severity, message: &str) {
+    if let Ok(socket) = UnixDatagram::unbound() {
+        let _ = socket.send_to(format(severity, message).as_bytes(), DEV_LOG);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authpriv_priority_and_no_control_characters() {
+        let line = format(Severity::Alert, "a\nb");
+        assert!(line.starts_with("<81>pam_stepup["), "{line}");
+        assert!(line.ends_with("]: a b"), "{line}");
+        assert!(format(Severity::Err, "x").starts_with("<83>"));
+    }
+}

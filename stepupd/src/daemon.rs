@@ -1,0 +1,137 @@
+//! Running the daemon: load config and store (refusing to start on either's
+//! error), own the bus name, serve until SIGTERM; SIGHUP reloads the policy
+//! and keeps the old one if the new one is invalid.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stepup_common::{BUS_NAME, OBJECT_PATH};
+use stepup_config::Config;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::attempt::Engine;
+use crate::audit;
+use crate::service::Daemon1;
+use crate::store::Store;
+
+pub struct Options {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub bus_address: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(#[from] stepup_config::ConfigError),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("bus {address}: {source}")]
+    Bus {
+        address: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(#[from] std::io::Error),
+}
+
+pub async fn run(options: Options) -> Result<(), StartError> {
+    let config = Config::load_dir(&options.config_dir)?;
+    let store = Store::open(&options.state_dir)?;
+    let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()));
+    let bus_err = |source| StartError::Bus {
+        address: options.bus_address.clone(),
+        source,
+    };
+
+    let connection = zbus::connection::Builder::address(options.bus_address.as_str())
+        .build()
+        .await
+        .map_err(bus_err)?;
+    let dbus = zbus::fdo::DBusProxy::new(&connection).await.map_err(bus_err)?;
+    connection
+        .object_server()
+        .at(
+            OBJECT_PATH,
+            Daemon1 {
+                engine: engine.clone(),
+                dbus: dbus.clone(),
+            },
+        )
+        .await
+        .map_err(bus_err)?;
+    let mut owner_changes = dbus.receive_name_owner_changed().await.map_err(bus_err)?;
+    // Ready once the name is ours (DoNotQueue: a second daemon fails here).
+    connection
+        .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
+        .await
+        .map_err(bus_err)
+        .and_then(|reply| match reply {
+            zbus::fdo::RequestNameReply::PrimaryOwner | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(()),
+            other => Err(StartError::Bus {
+                address: options.bus_address.clone(),
+                source: zbus::Error::Failure(format!("{BUS_NAME} is already owned ({other:?})")),
+            }),
+        })?;
+    audit::event(
+        "daemon_started",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("config_dir", &options.config_dir.display().to_string()),
+            ("state_dir", &options.state_dir.display().to_string()),
+        ],
+    );
+
+    // Sessions die with their connection.
+    let watcher_engine = engine.clone();
+    let watcher = tokio::spawn(async move {
+        while let Some(signal) = next(&mut owner_changes).await {
+            if let Ok(args) = signal.args() {
+                if args.new_owner().is_none() && args.name().starts_with(':') {
+                    watcher_engine.connection_closed(args.name());
+                }
+            }
+        }
+    });
+    let expiry_engine = engine.clone();
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            expiry_engine.expire();
+        }
+    });
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&engine, &options),
+        }
+    }
+    watcher.abort();
+    expiry.abort();
+    let _ = connection.release_name(BUS_NAME).await;
+    audit::event("daemon_stopped", &[]);
+    Ok(())
+}
+
+fn reload(engine: &Engine, options: &Options) {
+    match Config::load_dir(&options.config_dir) {
+        Ok(config) => {
+            let rules = config.rules.len().to_string();
+            engine.replace_config(config);
+            audit::event("config_loaded", &[("rules", &rules)]);
+        }
+        Err(e) => audit::event("config_rejected", &[("error", &e.to_string()), ("kept", "previous")]),
+    }
+}
+
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
+}

@@ -1,0 +1,4 @@
+//! Second factors. Each one checks an answer against a stored credential;
+//! the session state machine decides what happens next.
+
+pub mod totp;

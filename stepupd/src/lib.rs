@@ -1,0 +1,17 @@
+//! stepupd: the daemon that owns all of stepup's logic and state, and the
+//! library behind `stepupctl`.
+//!
+//! A request walks `service` → `sessions` → `policy` / `factors` → `store` /
+//! `audit`; nothing lower imports anything higher.
+#![forbid(unsafe_code)]
+
+pub mod attempt;
+pub mod audit;
+pub mod caller;
+pub mod context;
+pub mod daemon;
+pub mod factors;
+pub mod policy;
+pub mod service;
+pub mod sessions;
+pub mod store;

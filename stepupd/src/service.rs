@@ -1,0 +1,125 @@
+//! The `org.stepup.Daemon1` D-Bus interface: identifies the caller, checks
+//! it is root, and hands the request to the [`Engine`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stepup_common::{CredentialRow, DaemonError, PROTOCOL_VERSION};
+use zbus::interface;
+use zbus::message::Header;
+use zeroize::Zeroizing;
+
+use crate::attempt::{Engine, validate_user_name};
+use crate::audit;
+use crate::caller::{require_root, sender_name};
+use crate::context::AttemptContext;
+
+pub struct Daemon1 {
+    pub engine: Arc<Engine>,
+    pub dbus: zbus::fdo::DBusProxy<'static>,
+}
+
+#[interface(name = "org.stepup.Daemon1")]
+impl Daemon1 {
+    async fn begin(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        protocol: u32,
+        context: HashMap<String, String>,
+    ) -> Result<(String, String, String), DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        if protocol != PROTOCOL_VERSION {
+            audit::event(
+                "protocol_mismatch",
+                &[("client", &protocol.to_string()), ("daemon", &PROTOCOL_VERSION.to_string())],
+            );
+            return Err(DaemonError::ProtocolMismatch(format!(
+                "stepupd speaks protocol {PROTOCOL_VERSION}, the client sent {protocol}: install matching versions of pam_stepup.so and stepupd"
+            )));
+        }
+        let context =
+            AttemptContext::from_wire(context).map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let step = self.engine.begin(&sender_name(&header)?, context)?;
+        Ok((step.session, step.kind.as_str().to_owned(), step.text))
+    }
+
+    async fn respond(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        session: String,
+        answer: String,
+    ) -> Result<(String, String), DaemonError> {
+        let answer = Zeroizing::new(answer);
+        require_root(&self.dbus, &header).await?;
+        let step = self.engine.respond(&sender_name(&header)?, &session, answer)?;
+        Ok((step.kind.as_str().to_owned(), step.text))
+    }
+
+    async fn cancel(&self, #[zbus(header)] header: Header<'_>, session: String) -> Result<(), DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        self.engine.cancel(&sender_name(&header)?, &session)
+    }
+
+    async fn enroll_totp(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        secret_base32: String,
+        label: String,
+    ) -> Result<(String, String), DaemonError> {
+        let secret = Zeroizing::new(secret_base32);
+        require_root(&self.dbus, &header).await?;
+        let (id, uri) = self.engine.enroll_totp(&user, secret, &label)?;
+        Ok((id, uri.as_str().to_owned()))
+    }
+
+    async fn list(&self, #[zbus(header)] header: Header<'_>, user: String) -> Result<Vec<CredentialRow>, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        validate_user_name(&user)?;
+        let rows = self
+            .engine
+            .store()
+            .list(&user)
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .map(|c| (c.id, c.method, c.label, c.created))
+            .collect())
+    }
+
+    async fn remove(&self, #[zbus(header)] header: Header<'_>, user: String, id: String) -> Result<(), DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        validate_user_name(&user)?;
+        let removed = self
+            .engine
+            .store()
+            .remove(&user, &id)
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        if !removed {
+            return Err(DaemonError::NotFound(format!("{user} has no credential {id}")));
+        }
+        audit::event("removed", &[("user", &user), ("credential", &id)]);
+        Ok(())
+    }
+
+    async fn status(&self, #[zbus(header)] header: Header<'_>) -> Result<HashMap<String, String>, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        let config = self.engine.config();
+        let credentials = self
+            .engine
+            .store()
+            .credential_count()
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        let files: Vec<String> = config.files.iter().map(|p| p.display().to_string()).collect();
+        Ok(HashMap::from([
+            ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            ("protocol".to_owned(), PROTOCOL_VERSION.to_string()),
+            ("config_files".to_owned(), files.join(",")),
+            ("rules".to_owned(), config.rules.len().to_string()),
+            ("report_only".to_owned(), config.defaults.report_only.to_string()),
+            ("credentials".to_owned(), credentials.to_string()),
+            ("sessions".to_owned(), self.engine.session_count().to_string()),
+            ("uptime_seconds".to_owned(), self.engine.started.elapsed().as_secs().to_string()),
+        ]))
+    }
+}

@@ -1,0 +1,388 @@
+//! Crash-safe state under the state directory: an SQLite database in WAL
+//! mode with `synchronous = FULL`, so a write that returned is on disk.
+//!
+//! SQLite (through rusqlite, bundled) because it gives atomic multi-row
+//! updates, survives SIGKILL and power loss in WAL mode, and needs no server.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+/// Schema version this build writes. A newer one on disk is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+const DB_FILE: &str = "stepup.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {path}: {reason}")]
+    UnsafeDir { path: PathBuf, reason: String },
+    #[error("state directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "state database schema version {found} is newer than this stepupd understands ({SCHEMA_VERSION}); refusing to touch it"
+    )]
+    TooNew { found: i64 },
+}
+
+/// A TOTP credential as stored. The secret is zeroized when dropped.
+pub struct TotpCredential {
+    pub id: String,
+    pub user: String,
+    pub label: String,
+    pub secret: Zeroizing<Vec<u8>>,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u64,
+    /// Last time step a code was accepted for (codes at or before it are replays).
+    pub last_step: Option<u64>,
+    pub created: u64,
+}
+
+/// What `List` shows: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSummary {
+    pub id: String,
+    pub method: String,
+    pub label: String,
+    pub created: u64,
+}
+
+/// One line of authentication history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryEntry {
+    pub time: u64,
+    pub user: String,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+    pub method: String,
+    /// `success`, `wrong_code`, `replay`, `too_many_tries`, `timeout`, `cancelled`, `not_enrolled`.
+    pub outcome: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `dir`, which must be root-owned
+    /// and not accessible by group or others.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+                StoreError::Io {
+                    path: dir.to_owned(),
+                    source,
+                }
+            })?;
+        }
+        check_private(dir, true)?;
+        let path = dir.join(DB_FILE);
+        // Files are created 0600 whatever the caller's umask.
+        let conn = Connection::open(&path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).map_err(
+                    |source| StoreError::Io {
+                        path: file.clone(),
+                        source,
+                    },
+                )?;
+            }
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let store = Self { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found: version });
+        }
+        if version < 1 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE credentials (
+                     id TEXT PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     label TEXT NOT NULL,
+                     secret BLOB NOT NULL,
+                     algorithm TEXT NOT NULL,
+                     digits INTEGER NOT NULL,
+                     period INTEGER NOT NULL,
+                     last_step INTEGER,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX credentials_user ON credentials(user);
+                 CREATE TABLE history (
+                     id INTEGER PRIMARY KEY,
+                     time INTEGER NOT NULL,
+                     user TEXT NOT NULL,
+                     service TEXT NOT NULL,
+                     tty TEXT NOT NULL,
+                     rhost TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     outcome TEXT NOT NULL
+                 );
+                 CREATE INDEX history_user_time ON history(user, time);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn add_totp(&mut self, cred: &TotpCredential) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO credentials (id, user, method, label, secret, algorithm, digits, period, last_step, created)
+             VALUES (?1, ?2, 'totp', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                cred.id,
+                cred.user,
+                cred.label,
+                cred.secret.as_slice(),
+                cred.algorithm,
+                cred.digits,
+                cred.period,
+                cred.last_step,
+                cred.created
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn totp_credentials(&self, user: &str) -> Result<Vec<TotpCredential>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user, label, secret, algorithm, digits, period, last_step, created
+             FROM credentials WHERE user = ?1 AND method = 'totp' ORDER BY created, id",
+        )?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok(TotpCredential {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                label: r.get(2)?,
+                secret: Zeroizing::new(r.get(3)?),
+                algorithm: r.get(4)?,
+                digits: r.get(5)?,
+                period: r.get(6)?,
+                last_step: r.get(7)?,
+                created: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Record that a code for `step` was accepted, only if `step` is newer
+    /// than the last accepted one. Returns false when it was not (a replay
+    /// raced us). Durable when it returns.
+    pub fn advance_totp_step(&mut self, id: &str, step: u64) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE credentials SET last_step = ?2 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            params![id, step],
+        )?;
+        Ok(changed == 1)
+    }
+
+    pub fn list(&self, user: &str) -> Result<Vec<CredentialSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, method, label, created FROM credentials WHERE user = ?1 ORDER BY created, id",
+        )?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok(CredentialSummary {
+                id: r.get(0)?,
+                method: r.get(1)?,
+                label: r.get(2)?,
+                created: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Remove one credential; false if the user has no such credential.
+    pub fn remove(&mut self, user: &str, id: &str) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "DELETE FROM credentials WHERE user = ?1 AND id = ?2",
+            params![user, id],
+        )?;
+        Ok(changed == 1)
+    }
+
+    pub fn credential_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM credentials", [], |r| r.get(0))?)
+    }
+
+    pub fn record(&mut self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                entry.time,
+                entry.user,
+                entry.service,
+                entry.tty,
+                entry.rhost,
+                entry.method,
+                entry.outcome
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Most recent history entries for a user, newest first.
+    pub fn history(&self, user: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time, user, service, tty, rhost, method, outcome FROM history
+             WHERE user = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![user, limit], |r| {
+            Ok(HistoryEntry {
+                time: r.get(0)?,
+                user: r.get(1)?,
+                service: r.get(2)?,
+                tty: r.get(3)?,
+                rhost: r.get(4)?,
+                method: r.get(5)?,
+                outcome: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Does a credential with this id exist for anyone?
+    pub fn credential_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM credentials WHERE id = ?1", params![id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+/// The state directory must be root's alone: it holds TOTP secrets.
+fn check_private(path: &Path, is_dir: bool) -> Result<(), StoreError> {
+    let meta = fs::metadata(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let refuse = |reason: String| StoreError::UnsafeDir {
+        path: path.to_owned(),
+        reason,
+    };
+    if is_dir && !meta.is_dir() {
+        return Err(refuse("not a directory".into()));
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(refuse(format!(
+            "owned by uid {}, expected {}",
+            meta.uid(),
+            nix::unistd::geteuid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(refuse(format!(
+            "mode {mode:04o} gives group or others access (expected 0700; chmod 0700 it)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn private_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        dir
+    }
+
+    fn cred(id: &str, user: &str) -> TotpCredential {
+        TotpCredential {
+            id: id.into(),
+            user: user.into(),
+            label: "phone".into(),
+            secret: Zeroizing::new(b"12345678901234567890".to_vec()),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            last_step: None,
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn files_are_private_and_open_dir_is_refused() {
+        let dir = private_dir();
+        let store = Store::open(dir.path()).expect("open");
+        let mode = fs::metadata(store.path()).expect("stat").mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(store);
+
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("0755"), "{err}");
+    }
+
+    #[test]
+    fn last_step_only_moves_forward_and_survives_reopen() {
+        let dir = private_dir();
+        let mut store = Store::open(dir.path()).expect("open");
+        store.add_totp(&cred("c1", "alice")).expect("add");
+        assert!(store.advance_totp_step("c1", 100).expect("advance"));
+        assert!(!store.advance_totp_step("c1", 100).expect("same step"));
+        assert!(!store.advance_totp_step("c1", 99).expect("older step"));
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        let creds = store.totp_credentials("alice").expect("load");
+        assert_eq!(creds[0].last_step, Some(100));
+    }
+
+    #[test]
+    fn newer_schema_is_refused_not_rewritten() {
+        let dir = private_dir();
+        drop(Store::open(dir.path()).expect("open"));
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::TooNew { found: 99 }), "{err}");
+    }
+
+    #[test]
+    fn remove_is_scoped_to_the_user() {
+        let dir = private_dir();
+        let mut store = Store::open(dir.path()).expect("open");
+        store.add_totp(&cred("c1", "alice")).expect("add");
+        assert!(!store.remove("bob", "c1").expect("remove"));
+        assert_eq!(store.list("alice").expect("list").len(), 1);
+        assert!(store.remove("alice", "c1").expect("remove"));
+        assert!(store.list("alice").expect("list").is_empty());
+    }
+}
