@@ -1,0 +1,512 @@
+//! Harness for stepup's end-to-end tests: real `dbus-daemon` (including the
+//! policy file we ship), real `stepupd`, real libpam through `pamtester` and
+//! an in-process driver, TOTP codes from `oathtool`.
+//!
+//! Everything a test starts is stopped, and every file it writes outside its
+//! temporary directories (`/etc/pam.d/stepup-test-*`) is removed, on drop.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)] // a failed setup step should fail the test loudly
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub mod syslog;
+
+/// `target/debug` (or whichever profile built this test).
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/<test> → target/debug
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+/// A binary or library the workspace built; the test fails with advice if missing.
+pub fn artifact(name: &str) -> PathBuf {
+    let path = build_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+pub fn module_path() -> PathBuf {
+    artifact("libpam_stepup.so")
+}
+
+/// The in-process PAM driver (tests/driver/pam_drive.c), compiled once.
+pub fn pam_drive() -> PathBuf {
+    static DRIVER: OnceLock<PathBuf> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("driver/pam_drive.c");
+            let out = build_dir().join("pam_drive");
+            let tmp = build_dir().join(format!("pam_drive.{}", std::process::id()));
+            let status = Command::new("gcc")
+                .args(["-Wall", "-O2", "-o"])
+                .arg(&tmp)
+                .arg(&source)
+                .arg("-lpam")
+                .status()
+                .expect("gcc (apt-get install gcc libpam0g-dev)");
+            assert!(status.success(), "compiling {} failed", source.display());
+            fs::rename(&tmp, &out).unwrap();
+            out
+        })
+        .clone()
+}
+
+pub fn random_suffix() -> String {
+    let mut raw = [0u8; 6];
+    rand::fill(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh random TOTP secret, base32.
+pub fn random_secret() -> String {
+    let mut raw = [0u8; 20];
+    rand::fill(&mut raw);
+    data_encoding::BASE32_NOPAD.encode(&raw)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stop_child(child: &mut Child, signal: Signal) {
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+// ---------------------------------------------------------------- the bus
+
+/// Which access rules the private bus enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusPolicy {
+    /// A system-bus default policy plus the policy file we ship.
+    Shipped,
+    /// Anyone may own and call anything: isolates the daemon's own checks,
+    /// and lets a non-root process own the daemon's name.
+    Open,
+}
+
+pub struct Bus {
+    dir: tempfile::TempDir,
+    child: Child,
+    pub address: String,
+}
+
+const SYSTEM_DEFAULT_POLICY: &str = r#"
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+  </policy>"#;
+
+const OPEN_POLICY: &str = r#"
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*"/>
+    <allow receive_type="*"/>
+  </policy>"#;
+
+pub fn shipped_bus_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/dbus/org.stepup.Daemon1.conf")
+}
+
+impl Bus {
+    pub fn start(policy: BusPolicy) -> Self {
+        let dir = tempfile::Builder::new().prefix("stepup-bus-").tempdir().unwrap();
+        // Unprivileged test callers must reach the socket.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("bus");
+        let rules = match policy {
+            BusPolicy::Shipped => format!(
+                "{SYSTEM_DEFAULT_POLICY}\n  <include>{}</include>",
+                shipped_bus_policy().canonicalize().unwrap().display()
+            ),
+            BusPolicy::Open => OPEN_POLICY.to_owned(),
+        };
+        let config = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+{rules}
+</busconfig>
+"#,
+            socket.display()
+        );
+        let config_path = dir.path().join("bus.conf");
+        fs::write(&config_path, config).unwrap();
+        let child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config_path.display()))
+            .args(["--nofork", "--nopidfile", "--nosyslog"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt-get install dbus)");
+        wait_until("dbus-daemon socket", Duration::from_secs(10), || socket.exists());
+        Self {
+            address: format!("unix:path={}", socket.display()),
+            dir,
+            child,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Is `name` owned on this bus right now?
+    pub fn has_owner(&self, name: &str) -> bool {
+        name_has_owner(&self.address, name)
+    }
+}
+
+/// Is `name` owned on the bus at `address` right now?
+pub fn name_has_owner(address: &str, name: &str) -> bool {
+        zbus::block_on(async move {
+            let Ok(conn) = zbus::connection::Builder::address(address).build().await else {
+                return false;
+            };
+            let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+                return false;
+            };
+            let owned = dbus
+                .name_has_owner(zbus::names::BusName::try_from(name).unwrap())
+                .await
+                .unwrap_or(false);
+            drop(dbus);
+            drop(conn);
+            owned
+        })
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Signal::SIGTERM);
+    }
+}
+
+// ---------------------------------------------------------------- the daemon
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub config_dir: tempfile::TempDir,
+    pub state_dir: tempfile::TempDir,
+    pub bus_address: String,
+    log: PathBuf,
+    /// Run as this uid/gid instead of root (setpriv), for "wrong owner" tests.
+    run_as: Option<u32>,
+}
+
+impl Daemon {
+    /// Start stepupd as root on `bus` with `policy` as its stepup.toml.
+    pub fn start(bus: &Bus, policy: &str) -> Self {
+        Self::start_as(bus, policy, None)
+    }
+
+    pub fn start_as(bus: &Bus, policy: &str, uid: Option<u32>) -> Self {
+        let config_dir = tempfile::Builder::new().prefix("stepup-cfg-").tempdir().unwrap();
+        let state_dir = tempfile::Builder::new().prefix("stepup-state-").tempdir().unwrap();
+        fs::set_permissions(config_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let main = config_dir.path().join("stepup.toml");
+        fs::write(&main, policy).unwrap();
+        fs::set_permissions(&main, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(state_dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        if let Some(uid) = uid {
+            nix::unistd::chown(state_dir.path(), Some(uid.into()), Some(uid.into())).unwrap();
+        }
+        let log = config_dir.path().join("stepupd.log");
+        let mut daemon = Self {
+            child: None,
+            config_dir,
+            state_dir,
+            bus_address: bus.address.clone(),
+            log,
+            run_as: uid,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut command = match self.run_as {
+            None => Command::new(artifact("stepupd")),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(artifact("stepupd"));
+                c
+            }
+        };
+        let child = command
+            .arg("--config-dir")
+            .arg(self.config_dir.path())
+            .arg("--state-dir")
+            .arg(self.state_dir.path())
+            .arg("--bus-address")
+            .arg(&self.bus_address)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if name_has_owner(&self.bus_address, stepup_common::BUS_NAME) {
+                break;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stepupd exited ({status}) before owning its name:\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "stepupd did not own its name in 10 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child, Signal::SIGTERM);
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Everything the daemon wrote to stderr (its audit lines).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Run stepupctl against this daemon's bus.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(artifact("stepupctl"))
+            .arg("--bus-address")
+            .arg(&self.bus_address)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn enroll_totp(&self, user: &str, secret: &str) {
+        let out = self.ctl(&["enroll", "totp", user, "--secret", secret, "--no-qr"]);
+        assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------- PAM
+
+/// A throwaway `/etc/pam.d/stepup-test-<random>` naming the built module.
+pub struct PamService {
+    pub name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    /// `auth required <built module> <module_args>`.
+    pub fn new(module_args: &str) -> Self {
+        Self::with_lines(&format!(
+            "auth required {} {module_args}\naccount required pam_permit.so\n",
+            module_path().display()
+        ))
+    }
+
+    pub fn with_lines(lines: &str) -> Self {
+        let name = format!("stepup-test-{}", random_suffix());
+        let path = Path::new("/etc/pam.d").join(&name);
+        fs::write(&path, lines).unwrap();
+        Self { name, path }
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The result of one in-process authentication.
+#[derive(Debug)]
+pub struct Drive {
+    /// PAM return code of pam_authenticate.
+    pub code: i32,
+    pub stdout: String,
+    pub elapsed: Duration,
+}
+
+impl Drive {
+    pub fn prompts(&self) -> usize {
+        self.stdout.lines().filter(|l| l.starts_with("prompt: ")).count()
+    }
+    pub fn errors(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("error: "))
+            .collect()
+    }
+    /// (threads, fds) before and after, when run with `-c`.
+    pub fn resources(&self) -> ((u32, u32), (u32, u32)) {
+        let parse = |prefix: &str| {
+            let line = self
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} line in {}", self.stdout));
+            let nums: Vec<u32> = line
+                .split_whitespace()
+                .filter_map(|w| w.split_once('=').map(|(_, v)| v.parse().unwrap()))
+                .collect();
+            (nums[0], nums[1])
+        };
+        (parse("before "), parse("after "))
+    }
+}
+
+pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+pub const PAM_MAXTRIES: i32 = 11;
+pub const PAM_CONV_ERR: i32 = 19;
+
+/// Drive real libpam in-process: `extra` are pam_drive flags (`-a CODE`, `-c`, `-t TTY`…).
+pub fn drive(service: &PamService, user: &str, extra: &[&str], env: &[(&str, &str)]) -> Drive {
+    let start = Instant::now();
+    let out = Command::new(pam_drive())
+        .args(extra)
+        .arg(&service.name)
+        .arg(user)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("result="))
+        .last()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("pam_drive printed no result: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    Drive {
+        code,
+        stdout,
+        elapsed,
+    }
+}
+
+/// Run `pamtester SERVICE USER authenticate`, feeding `answers` (one per line).
+pub fn pamtester(service: &PamService, user: &str, answers: &[&str], items: &[&str]) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new("pamtester");
+    command.arg("-v");
+    for item in items {
+        command.arg("-I").arg(item);
+    }
+    let mut child = command
+        .arg(&service.name)
+        .arg(user)
+        .arg("authenticate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pamtester (apt-get install pamtester)");
+    let mut input = String::new();
+    for answer in answers {
+        input.push_str(answer);
+        input.push('\n');
+    }
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+// ---------------------------------------------------------------- TOTP
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The code an independent implementation (oathtool) gives for `secret` at `time`.
+pub fn oathtool_at(secret: &str, time: u64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("@{time}"), secret])
+        .output()
+        .expect("oathtool (apt-get install oathtool)");
+    assert!(out.status.success(), "oathtool failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The current code, from oathtool.
+pub fn oathtool_now(secret: &str) -> String {
+    oathtool_at(secret, unix_now())
+}
+
+/// A six-digit code that is valid nowhere near now (±2 steps).
+pub fn wrong_code(secret: &str) -> String {
+    let now = unix_now();
+    let valid: Vec<String> = (0..5).map(|i| oathtool_at(secret, now + i * 30 - 60)).collect();
+    (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
