@@ -351,6 +351,7 @@ fn check_trusted(path: &Path) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -382,8 +383,8 @@ mod tests {
 
     #[test]
     fn step_up_without_methods_is_refused() {
-        let err = parse_main("[[rule]]\nname = \"x\"\naction = \"step_up\"\nmethods = []\n")
-            .unwrap_err();
+        let err =
+            parse_main("[[rule]]\nname = \"x\"\naction = \"step_up\"\nmethods = []\n").unwrap_err();
         assert!(err.to_string().contains("empty methods"), "{err}");
         let err = parse_main("[defaults]\nmethods = []\n").unwrap_err();
         assert!(err.to_string().contains("at least one"), "{err}");
@@ -436,6 +437,8 @@ mod tests {
     }
 
     fn nix_is_root() -> bool {
-        fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+        fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
     }
 }

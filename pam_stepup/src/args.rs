@@ -60,7 +60,9 @@ impl Args {
                 },
                 Some(("bus", address)) if !address.is_empty() => args.bus = address.to_owned(),
                 None if arg == "debug" => args.debug = true,
-                _ => args.problems.push(format!("unknown argument {arg:?} ignored")),
+                _ => args
+                    .problems
+                    .push(format!("unknown argument {arg:?} ignored")),
             }
         }
         args
@@ -81,7 +83,12 @@ mod tests {
 
     #[test]
     fn all_arguments_parse() {
-        let args = Args::parse(["failmode=safe", "timeout=3", "bus=unix:path=/tmp/b", "debug"]);
+        let args = Args::parse([
+            "failmode=safe",
+            "timeout=3",
+            "bus=unix:path=/tmp/b",
+            "debug",
+        ]);
         assert_eq!(args.failmode, FailMode::Safe);
         assert_eq!(args.timeout, Duration::from_secs(3));
         assert_eq!(args.bus, "unix:path=/tmp/b");

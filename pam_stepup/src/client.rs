@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use stepup_common::{BUS_NAME, DaemonError, Daemon1Proxy, PROTOCOL_VERSION};
+use stepup_common::{BUS_NAME, Daemon1Proxy, DaemonError, PROTOCOL_VERSION};
 use zbus::names::BusName;
 use zbus::proxy::CacheProperties;
 
@@ -71,19 +71,20 @@ impl BusLink {
 /// "unavailable" (failmode decides); one that answered with an error refused.
 fn classify(e: DaemonError) -> LinkError {
     match e {
-        DaemonError::ZBus(zbus::Error::MethodError(name, msg, _)) => LinkError::Refused(format!(
-            "{name}: {}",
-            msg.unwrap_or_default()
-        )),
+        DaemonError::ZBus(zbus::Error::MethodError(name, msg, _)) => {
+            LinkError::Refused(format!("{name}: {}", msg.unwrap_or_default()))
+        }
         DaemonError::ZBus(e) => unavailable("stepupd did not answer", e),
-        DaemonError::ProtocolMismatch(msg) => LinkError::Unavailable(format!("protocol mismatch: {msg}")),
+        DaemonError::ProtocolMismatch(msg) => {
+            LinkError::Unavailable(format!("protocol mismatch: {msg}"))
+        }
         DaemonError::NoSuchSession(msg) => {
             LinkError::Unavailable(format!("stepupd lost the attempt (restarted?): {msg}"))
         }
         DaemonError::AccessDenied(msg) => LinkError::Unavailable(format!("access denied: {msg}")),
-        DaemonError::InvalidArgument(msg) | DaemonError::NotFound(msg) | DaemonError::Failed(msg) => {
-            LinkError::Refused(msg)
-        }
+        DaemonError::InvalidArgument(msg)
+        | DaemonError::NotFound(msg)
+        | DaemonError::Failed(msg) => LinkError::Refused(msg),
     }
 }
 
@@ -98,7 +99,11 @@ impl DaemonLink for BusLink {
             .map_err(classify)
     }
 
-    async fn respond(&mut self, session: &str, answer: &str) -> Result<(String, String), LinkError> {
+    async fn respond(
+        &mut self,
+        session: &str,
+        answer: &str,
+    ) -> Result<(String, String), LinkError> {
         self.proxy.respond(session, answer).await.map_err(classify)
     }
 

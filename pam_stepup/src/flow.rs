@@ -92,7 +92,9 @@ pub async fn relay(
             StepKind::PromptSecret => prompter.prompt_secret(&text),
             StepKind::PromptText => prompter.prompt_text(&text),
             StepKind::Info => prompter.info(&text).map(|()| Zeroizing::new(String::new())),
-            StepKind::Error => prompter.error(&text).map(|()| Zeroizing::new(String::new())),
+            StepKind::Error => prompter
+                .error(&text)
+                .map(|()| Zeroizing::new(String::new())),
         };
         let Ok(answer) = answer else {
             daemon.cancel(&session).await;
@@ -193,7 +195,12 @@ mod tests {
     fn prompt_error_prompt_allow() {
         let mut daemon = Script {
             begin: Some(Ok(("s1".into(), "prompt_secret".into(), "Code: ".into()))),
-            replies: [step("error", "Wrong code."), step("prompt_secret", "Code: "), step("allow", "")].into(),
+            replies: [
+                step("error", "Wrong code."),
+                step("prompt_secret", "Code: "),
+                step("allow", ""),
+            ]
+            .into(),
             ..Default::default()
         };
         let mut user = User {
@@ -203,7 +210,10 @@ mod tests {
         assert_eq!(run(&mut daemon, &mut user), Outcome::Allow);
         // After an error step the module answers with an empty string.
         assert_eq!(daemon.answers, ["111111", "", "222222"]);
-        assert_eq!(user.shown, ["secret:Code: ", "error:Wrong code.", "secret:Code: "]);
+        assert_eq!(
+            user.shown,
+            ["secret:Code: ", "error:Wrong code.", "secret:Code: "]
+        );
     }
 
     #[test]
@@ -249,7 +259,10 @@ mod tests {
             ..Default::default()
         };
         let outcome = run(&mut daemon, &mut User::default());
-        assert!(matches!(outcome, Outcome::Unavailable(ref w) if w.contains("allow_maybe")), "{outcome:?}");
+        assert!(
+            matches!(outcome, Outcome::Unavailable(ref w) if w.contains("allow_maybe")),
+            "{outcome:?}"
+        );
         assert_eq!(daemon.cancelled, ["s"]);
     }
 
@@ -265,7 +278,10 @@ mod tests {
             answers: std::iter::repeat_n(Some("1"), MAX_STEPS + 5).collect(),
             ..Default::default()
         };
-        assert!(matches!(run(&mut daemon, &mut user), Outcome::Unavailable(_)));
+        assert!(matches!(
+            run(&mut daemon, &mut user),
+            Outcome::Unavailable(_)
+        ));
         assert_eq!(daemon.answers.len(), MAX_STEPS);
     }
 
@@ -275,11 +291,17 @@ mod tests {
             begin: Some(Err(LinkError::Unavailable("down".into()))),
             ..Default::default()
         };
-        assert_eq!(run(&mut daemon, &mut User::default()), Outcome::Unavailable("down".into()));
+        assert_eq!(
+            run(&mut daemon, &mut User::default()),
+            Outcome::Unavailable("down".into())
+        );
         let mut daemon = Script {
             begin: Some(Err(LinkError::Refused("bad user".into()))),
             ..Default::default()
         };
-        assert_eq!(run(&mut daemon, &mut User::default()), Outcome::Refused("bad user".into()));
+        assert_eq!(
+            run(&mut daemon, &mut User::default()),
+            Outcome::Refused("bad user".into())
+        );
     }
 }

@@ -17,7 +17,9 @@ pub mod syslog;
 use std::collections::HashMap;
 use std::ffi::CStr;
 
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamFlag, PamResultCode};
+use pam::constants::{
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamFlag, PamResultCode,
+};
 use pam::conv::Conv;
 use pam::items::{RHost, RUser, Service, Tty, User};
 use pam::module::{PamHandle, PamHooks};
@@ -105,11 +107,23 @@ fn read_context(pamh: &mut PamHandle) -> Result<HashMap<String, String>, String>
         None => user,
     };
     Ok(HashMap::from([
-        (keys::SERVICE.to_owned(), item_text(service.map(|s| s.0), "PAM_SERVICE")?),
+        (
+            keys::SERVICE.to_owned(),
+            item_text(service.map(|s| s.0), "PAM_SERVICE")?,
+        ),
         (keys::USER.to_owned(), user),
-        (keys::RUSER.to_owned(), item_text(ruser.map(|s| s.0), "PAM_RUSER")?),
-        (keys::TTY.to_owned(), item_text(tty.map(|s| s.0), "PAM_TTY")?),
-        (keys::RHOST.to_owned(), item_text(rhost.map(|s| s.0), "PAM_RHOST")?),
+        (
+            keys::RUSER.to_owned(),
+            item_text(ruser.map(|s| s.0), "PAM_RUSER")?,
+        ),
+        (
+            keys::TTY.to_owned(),
+            item_text(tty.map(|s| s.0), "PAM_TTY")?,
+        ),
+        (
+            keys::RHOST.to_owned(),
+            item_text(rhost.map(|s| s.0), "PAM_RHOST")?,
+        ),
     ]))
 }
 
@@ -125,7 +139,10 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
         }
     };
     let Ok(Some(conv)) = pamh.get_item::<Conv>() else {
-        syslog::log(Severity::Err, "refusing: the application offers no conversation");
+        syslog::log(
+            Severity::Err,
+            "refusing: the application offers no conversation",
+        );
         return PamResultCode::PAM_CONV_ERR;
     };
     let mut prompter = Conversation(conv);
@@ -145,7 +162,8 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
             Severity::Debug,
             &format!(
                 "service={} user={} outcome={outcome:?}",
-                context[keys::SERVICE], context[keys::USER]
+                context[keys::SERVICE],
+                context[keys::USER]
             ),
         );
     }
@@ -155,7 +173,10 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
         Outcome::MaxTries => PamResultCode::PAM_MAXTRIES,
         Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
         Outcome::Refused(why) => {
-            syslog::log(Severity::Err, &format!("stepupd refused the attempt: {why}"));
+            syslog::log(
+                Severity::Err,
+                &format!("stepupd refused the attempt: {why}"),
+            );
             PamResultCode::PAM_AUTH_ERR
         }
         Outcome::Unavailable(why) => match args.failmode {
@@ -164,7 +185,8 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
                     Severity::Err,
                     &format!(
                         "step-up unavailable, failing closed (failmode=secure) for user {} service {}: {why}",
-                        context[keys::USER], context[keys::SERVICE]
+                        context[keys::USER],
+                        context[keys::SERVICE]
                     ),
                 );
                 let _ = prompter.error("Step-up authentication is unavailable.");
@@ -175,7 +197,8 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
                     Severity::Alert,
                     &format!(
                         "FAIL-SAFE PASS: step-up unavailable, letting user {} through service {} without a second factor (failmode=safe): {why}",
-                        context[keys::USER], context[keys::SERVICE]
+                        context[keys::USER],
+                        context[keys::SERVICE]
                     ),
                 );
                 PamResultCode::PAM_SUCCESS

@@ -123,7 +123,14 @@ impl Engine {
                 ("rhost", &ctx.rhost),
                 ("rule", decision.rule_name()),
                 ("verdict", verdict_name),
-                ("report_only", if decision.report_only { "true" } else { "false" }),
+                (
+                    "report_only",
+                    if decision.report_only {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ),
             ],
         );
         if decision.report_only {
@@ -164,7 +171,10 @@ impl Engine {
                 let id = lock(&self.sessions)
                     .insert(session, config.daemon.max_sessions)
                     .map_err(|e| DaemonError::Failed(e.to_string()))?;
-                audit::event("challenge", &[("subject", &subject), ("method", "totp"), ("session", &id)]);
+                audit::event(
+                    "challenge",
+                    &[("subject", &subject), ("method", "totp"), ("session", &id)],
+                );
                 Ok(Step {
                     session: id,
                     kind: StepKind::PromptSecret,
@@ -191,7 +201,13 @@ impl Engine {
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
             drop(sessions);
             self.record(&session.context, "totp", "timeout")?;
-            audit::event("factor_failed", &[("subject", session.context.subject()), ("reason", "timeout")]);
+            audit::event(
+                "factor_failed",
+                &[
+                    ("subject", session.context.subject()),
+                    ("reason", "timeout"),
+                ],
+            );
             return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
         }
         if session.stage == Stage::ShowedError {
@@ -220,7 +236,12 @@ impl Engine {
             self.record(&session.context, "totp", "success")?;
             audit::event(
                 "factor_succeeded",
-                &[("subject", &subject), ("method", "totp"), ("rule", &session.rule), ("session", id)],
+                &[
+                    ("subject", &subject),
+                    ("method", "totp"),
+                    ("rule", &session.rule),
+                    ("session", id),
+                ],
             );
             return Ok(Step::done(StepKind::Allow, ""));
         }
@@ -235,11 +256,24 @@ impl Engine {
         }
         drop(sessions);
         self.record(&context, "totp", outcome)?;
-        audit::event("factor_failed", &[("subject", &subject), ("method", "totp"), ("reason", outcome)]);
+        audit::event(
+            "factor_failed",
+            &[
+                ("subject", &subject),
+                ("method", "totp"),
+                ("reason", outcome),
+            ],
+        );
         if exhausted {
             self.record(&context, "totp", "too_many_tries")?;
-            audit::event("factor_failed", &[("subject", &subject), ("reason", "too_many_tries")]);
-            return Ok(Step::done(StepKind::MaxTries, format!("{message} Too many wrong codes.")));
+            audit::event(
+                "factor_failed",
+                &[("subject", &subject), ("reason", "too_many_tries")],
+            );
+            return Ok(Step::done(
+                StepKind::MaxTries,
+                format!("{message} Too many wrong codes."),
+            ));
         }
         Ok(Step {
             session: id.to_owned(),
@@ -257,7 +291,10 @@ impl Engine {
 
     fn abandon(&self, session: &Session, reason: &str) -> Result<(), DaemonError> {
         self.record(&session.context, "totp", reason)?;
-        audit::event("factor_failed", &[("subject", session.context.subject()), ("reason", reason)]);
+        audit::event(
+            "factor_failed",
+            &[("subject", session.context.subject()), ("reason", reason)],
+        );
         Ok(())
     }
 
@@ -306,11 +343,18 @@ impl Engine {
         };
         let mut raw = [0u8; 6];
         rand::fill(&mut raw);
-        let id = format!("totp-{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let id = format!(
+            "totp-{}",
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
         let cred = TotpCredential {
             id: id.clone(),
             user: user.to_owned(),
-            label: if label.is_empty() { "authenticator".to_owned() } else { label.to_owned() },
+            label: if label.is_empty() {
+                "authenticator".to_owned()
+            } else {
+                label.to_owned()
+            },
             secret,
             algorithm: "SHA1".into(),
             digits: totp::DEFAULT_DIGITS,
@@ -319,7 +363,10 @@ impl Engine {
             created: unix_now(),
         };
         lock(&self.store).add_totp(&cred).map_err(failed)?;
-        audit::event("enrolled", &[("user", user), ("method", "totp"), ("credential", &id)]);
+        audit::event(
+            "enrolled",
+            &[("user", user), ("method", "totp"), ("credential", &id)],
+        );
         let uri = totp::otpauth_uri(&self.config().totp.issuer, user, &cred);
         Ok((id, uri))
     }
@@ -348,7 +395,10 @@ fn check_code(
         }
     }
     Ok(if replayed {
-        ("replay", "That code was already used; wait for the next one.")
+        (
+            "replay",
+            "That code was already used; wait for the next one.",
+        )
     } else {
         ("wrong_code", "Wrong code.")
     })
@@ -360,10 +410,14 @@ pub fn validate_user_name(user: &str) -> Result<(), DaemonError> {
     let ok = !user.is_empty()
         && user.len() <= 256
         && !user.starts_with('-')
-        && !user.chars().any(|c| c.is_control() || c == '/' || c == ':' || c.is_whitespace());
+        && !user
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == ':' || c.is_whitespace());
     if ok {
         Ok(())
     } else {
-        Err(DaemonError::InvalidArgument(format!("invalid user name {user:?}")))
+        Err(DaemonError::InvalidArgument(format!(
+            "invalid user name {user:?}"
+        )))
     }
 }

@@ -6,7 +6,10 @@ use zbus::names::BusName;
 
 /// Refuse any caller whose uid is not 0. The shipped D-Bus policy already
 /// refuses them; this is the second, independent check.
-pub async fn require_root(dbus: &zbus::fdo::DBusProxy<'_>, header: &Header<'_>) -> Result<(), DaemonError> {
+pub async fn require_root(
+    dbus: &zbus::fdo::DBusProxy<'_>,
+    header: &Header<'_>,
+) -> Result<(), DaemonError> {
     let sender = header
         .sender()
         .ok_or_else(|| DaemonError::AccessDenied("message has no sender".into()))?;

@@ -119,7 +119,11 @@ mod tests {
         ));
         let long = "x".repeat(keys::MAX_VALUE_LEN + 1);
         assert!(matches!(
-            AttemptContext::from_wire(wire(&[("service", "sudo"), ("user", "a"), ("rhost", &long)])),
+            AttemptContext::from_wire(wire(&[
+                ("service", "sudo"),
+                ("user", "a"),
+                ("rhost", &long)
+            ])),
             Err(ContextError::TooLong { .. })
         ));
         assert_eq!(

@@ -50,7 +50,9 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         .build()
         .await
         .map_err(bus_err)?;
-    let dbus = zbus::fdo::DBusProxy::new(&connection).await.map_err(bus_err)?;
+    let dbus = zbus::fdo::DBusProxy::new(&connection)
+        .await
+        .map_err(bus_err)?;
     connection
         .object_server()
         .at(
@@ -69,7 +71,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         .await
         .map_err(bus_err)
         .and_then(|reply| match reply {
-            zbus::fdo::RequestNameReply::PrimaryOwner | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(()),
+            zbus::fdo::RequestNameReply::PrimaryOwner
+            | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(()),
             other => Err(StartError::Bus {
                 address: options.bus_address.clone(),
                 source: zbus::Error::Failure(format!("{BUS_NAME} is already owned ({other:?})")),
@@ -88,10 +91,11 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let watcher_engine = engine.clone();
     let watcher = tokio::spawn(async move {
         while let Some(signal) = next(&mut owner_changes).await {
-            if let Ok(args) = signal.args() {
-                if args.new_owner().is_none() && args.name().starts_with(':') {
-                    watcher_engine.connection_closed(args.name());
-                }
+            if let Ok(args) = signal.args()
+                && args.new_owner().is_none()
+                && args.name().starts_with(':')
+            {
+                watcher_engine.connection_closed(args.name());
             }
         }
     });
@@ -128,7 +132,10 @@ fn reload(engine: &Engine, options: &Options) {
             engine.replace_config(config);
             audit::event("config_loaded", &[("rules", &rules)]);
         }
-        Err(e) => audit::event("config_rejected", &[("error", &e.to_string()), ("kept", "previous")]),
+        Err(e) => audit::event(
+            "config_rejected",
+            &[("error", &e.to_string()), ("kept", "previous")],
+        ),
     }
 }
 

@@ -28,8 +28,8 @@ impl Decision {
 }
 
 fn matches(rule: &Rule, ctx: &AttemptContext) -> bool {
-    (rule.service.is_empty() || rule.service.iter().any(|s| *s == ctx.service))
-        && (rule.user.is_empty() || rule.user.iter().any(|u| *u == ctx.user))
+    (rule.service.is_empty() || rule.service.contains(&ctx.service))
+        && (rule.user.is_empty() || rule.user.contains(&ctx.user))
         && rule.remote.is_none_or(|remote| remote == ctx.is_remote())
 }
 
@@ -98,9 +98,17 @@ action = "deny"
     fn first_match_wins_and_default_applies() {
         let config = Config::from_str_named(Path::new("t.toml"), POLICY).unwrap();
         let d = evaluate(&config, &ctx("sudo", "ops", ""));
-        assert_eq!((d.verdict, d.rule.as_deref()), (Verdict::Allow, Some("ops-local")));
+        assert_eq!(
+            (d.verdict, d.rule.as_deref()),
+            (Verdict::Allow, Some("ops-local"))
+        );
         let d = evaluate(&config, &ctx("sudo", "ops", "192.0.2.7"));
-        assert_eq!(d.verdict, Verdict::StepUp { methods: vec![Method::Totp] });
+        assert_eq!(
+            d.verdict,
+            Verdict::StepUp {
+                methods: vec![Method::Totp]
+            }
+        );
         assert_eq!(d.rule_name(), "(default)");
         let d = evaluate(&config, &ctx("su", "root", "192.0.2.7"));
         assert_eq!(d.verdict, Verdict::Deny);

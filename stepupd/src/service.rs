@@ -31,14 +31,17 @@ impl Daemon1 {
         if protocol != PROTOCOL_VERSION {
             audit::event(
                 "protocol_mismatch",
-                &[("client", &protocol.to_string()), ("daemon", &PROTOCOL_VERSION.to_string())],
+                &[
+                    ("client", &protocol.to_string()),
+                    ("daemon", &PROTOCOL_VERSION.to_string()),
+                ],
             );
             return Err(DaemonError::ProtocolMismatch(format!(
                 "stepupd speaks protocol {PROTOCOL_VERSION}, the client sent {protocol}: install matching versions of pam_stepup.so and stepupd"
             )));
         }
-        let context =
-            AttemptContext::from_wire(context).map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let context = AttemptContext::from_wire(context)
+            .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
         let step = self.engine.begin(&sender_name(&header)?, context)?;
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
@@ -51,11 +54,17 @@ impl Daemon1 {
     ) -> Result<(String, String), DaemonError> {
         let answer = Zeroizing::new(answer);
         require_root(&self.dbus, &header).await?;
-        let step = self.engine.respond(&sender_name(&header)?, &session, answer)?;
+        let step = self
+            .engine
+            .respond(&sender_name(&header)?, &session, answer)?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
-    async fn cancel(&self, #[zbus(header)] header: Header<'_>, session: String) -> Result<(), DaemonError> {
+    async fn cancel(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        session: String,
+    ) -> Result<(), DaemonError> {
         require_root(&self.dbus, &header).await?;
         self.engine.cancel(&sender_name(&header)?, &session)
     }
@@ -73,7 +82,11 @@ impl Daemon1 {
         Ok((id, uri.as_str().to_owned()))
     }
 
-    async fn list(&self, #[zbus(header)] header: Header<'_>, user: String) -> Result<Vec<CredentialRow>, DaemonError> {
+    async fn list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<Vec<CredentialRow>, DaemonError> {
         require_root(&self.dbus, &header).await?;
         validate_user_name(&user)?;
         let rows = self
@@ -87,7 +100,12 @@ impl Daemon1 {
             .collect())
     }
 
-    async fn remove(&self, #[zbus(header)] header: Header<'_>, user: String, id: String) -> Result<(), DaemonError> {
+    async fn remove(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        id: String,
+    ) -> Result<(), DaemonError> {
         require_root(&self.dbus, &header).await?;
         validate_user_name(&user)?;
         let removed = self
@@ -96,13 +114,18 @@ impl Daemon1 {
             .remove(&user, &id)
             .map_err(|e| DaemonError::Failed(e.to_string()))?;
         if !removed {
-            return Err(DaemonError::NotFound(format!("{user} has no credential {id}")));
+            return Err(DaemonError::NotFound(format!(
+                "{user} has no credential {id}"
+            )));
         }
         audit::event("removed", &[("user", &user), ("credential", &id)]);
         Ok(())
     }
 
-    async fn status(&self, #[zbus(header)] header: Header<'_>) -> Result<HashMap<String, String>, DaemonError> {
+    async fn status(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, String>, DaemonError> {
         require_root(&self.dbus, &header).await?;
         let config = self.engine.config();
         let credentials = self
@@ -110,16 +133,29 @@ impl Daemon1 {
             .store()
             .credential_count()
             .map_err(|e| DaemonError::Failed(e.to_string()))?;
-        let files: Vec<String> = config.files.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = config
+            .files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         Ok(HashMap::from([
             ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
             ("protocol".to_owned(), PROTOCOL_VERSION.to_string()),
             ("config_files".to_owned(), files.join(",")),
             ("rules".to_owned(), config.rules.len().to_string()),
-            ("report_only".to_owned(), config.defaults.report_only.to_string()),
+            (
+                "report_only".to_owned(),
+                config.defaults.report_only.to_string(),
+            ),
             ("credentials".to_owned(), credentials.to_string()),
-            ("sessions".to_owned(), self.engine.session_count().to_string()),
-            ("uptime_seconds".to_owned(), self.engine.started.elapsed().as_secs().to_string()),
+            (
+                "sessions".to_owned(),
+                self.engine.session_count().to_string(),
+            ),
+            (
+                "uptime_seconds".to_owned(),
+                self.engine.started.elapsed().as_secs().to_string(),
+            ),
         ]))
     }
 }

@@ -125,8 +125,14 @@ mod tests {
         let mut table = SessionTable::default();
         let later = Instant::now() + Duration::from_secs(60);
         let id = table.insert(session(":1.5", later), 10).unwrap();
-        assert_eq!(table.get_mut(&id, ":1.6").unwrap_err(), SessionError::NotFound);
-        assert_eq!(table.remove(&id, ":1.6").unwrap_err(), SessionError::NotFound);
+        assert_eq!(
+            table.get_mut(&id, ":1.6").unwrap_err(),
+            SessionError::NotFound
+        );
+        assert_eq!(
+            table.remove(&id, ":1.6").unwrap_err(),
+            SessionError::NotFound
+        );
         assert!(table.get_mut(&id, ":1.5").is_ok());
         assert_eq!(table.take_owned_by(":1.5").len(), 1);
         assert!(table.is_empty());

@@ -118,7 +118,9 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { found: version });
         }
@@ -278,7 +280,11 @@ impl Store {
     pub fn credential_exists(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM credentials WHERE id = ?1", params![id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM credentials WHERE id = ?1",
+                params![id],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }

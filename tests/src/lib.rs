@@ -148,7 +148,10 @@ pub fn shipped_bus_policy() -> PathBuf {
 
 impl Bus {
     pub fn start(policy: BusPolicy) -> Self {
-        let dir = tempfile::Builder::new().prefix("stepup-bus-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("stepup-bus-")
+            .tempdir()
+            .unwrap();
         // Unprivileged test callers must reach the socket.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let socket = dir.path().join("bus");
@@ -180,7 +183,9 @@ impl Bus {
             .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon (apt-get install dbus)");
-        wait_until("dbus-daemon socket", Duration::from_secs(10), || socket.exists());
+        wait_until("dbus-daemon socket", Duration::from_secs(10), || {
+            socket.exists()
+        });
         Self {
             address: format!("unix:path={}", socket.display()),
             dir,
@@ -200,21 +205,21 @@ impl Bus {
 
 /// Is `name` owned on the bus at `address` right now?
 pub fn name_has_owner(address: &str, name: &str) -> bool {
-        zbus::block_on(async move {
-            let Ok(conn) = zbus::connection::Builder::address(address).build().await else {
-                return false;
-            };
-            let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
-                return false;
-            };
-            let owned = dbus
-                .name_has_owner(zbus::names::BusName::try_from(name).unwrap())
-                .await
-                .unwrap_or(false);
-            drop(dbus);
-            drop(conn);
-            owned
-        })
+    zbus::block_on(async move {
+        let Ok(conn) = zbus::connection::Builder::address(address).build().await else {
+            return false;
+        };
+        let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
+            return false;
+        };
+        let owned = dbus
+            .name_has_owner(zbus::names::BusName::try_from(name).unwrap())
+            .await
+            .unwrap_or(false);
+        drop(dbus);
+        drop(conn);
+        owned
+    })
 }
 
 impl Drop for Bus {
@@ -242,8 +247,14 @@ impl Daemon {
     }
 
     pub fn start_as(bus: &Bus, policy: &str, uid: Option<u32>) -> Self {
-        let config_dir = tempfile::Builder::new().prefix("stepup-cfg-").tempdir().unwrap();
-        let state_dir = tempfile::Builder::new().prefix("stepup-state-").tempdir().unwrap();
+        let config_dir = tempfile::Builder::new()
+            .prefix("stepup-cfg-")
+            .tempdir()
+            .unwrap();
+        let state_dir = tempfile::Builder::new()
+            .prefix("stepup-state-")
+            .tempdir()
+            .unwrap();
         fs::set_permissions(config_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let main = config_dir.path().join("stepup.toml");
         fs::write(&main, policy).unwrap();
@@ -300,7 +311,10 @@ impl Daemon {
                 break;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("stepupd exited ({status}) before owning its name:\n{}", self.log());
+                panic!(
+                    "stepupd exited ({status}) before owning its name:\n{}",
+                    self.log()
+                );
             }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
@@ -344,7 +358,11 @@ impl Daemon {
 
     pub fn enroll_totp(&self, user: &str, secret: &str) {
         let out = self.ctl(&["enroll", "totp", user, "--secret", secret, "--no-qr"]);
-        assert!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -396,7 +414,10 @@ pub struct Drive {
 
 impl Drive {
     pub fn prompts(&self) -> usize {
-        self.stdout.lines().filter(|l| l.starts_with("prompt: ")).count()
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("prompt: "))
+            .count()
     }
     pub fn errors(&self) -> Vec<&str> {
         self.stdout
@@ -442,11 +463,16 @@ pub fn drive(service: &PamService, user: &str, extra: &[&str], env: &[(&str, &st
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let code = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("result="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("result="))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("pam_drive printed no result: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "pam_drive printed no result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     Drive {
         code,
         stdout,
@@ -476,14 +502,22 @@ pub fn pamtester(service: &PamService, user: &str, answers: &[&str], items: &[&s
         input.push_str(answer);
         input.push('\n');
     }
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 // ---------------------------------------------------------------- TOTP
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// The code an independent implementation (oathtool) gives for `secret` at `time`.
@@ -504,9 +538,111 @@ pub fn oathtool_now(secret: &str) -> String {
 /// A six-digit code that is valid nowhere near now (±2 steps).
 pub fn wrong_code(secret: &str) -> String {
     let now = unix_now();
-    let valid: Vec<String> = (0..5).map(|i| oathtool_at(secret, now + i * 30 - 60)).collect();
+    let valid: Vec<String> = (0..5)
+        .map(|i| oathtool_at(secret, now + i * 30 - 60))
+        .collect();
     (0..1_000_000u32)
         .map(|n| format!("{n:06}"))
         .find(|c| !valid.contains(c))
         .unwrap()
+}
+
+// ---------------------------------------------------------------- real programs
+
+/// A throwaway local user, removed (with its home) on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl TestUser {
+    pub fn create() -> Self {
+        let name = format!("stt{}", &random_suffix()[..8]);
+        let status = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", &name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name} failed");
+        let uid = nix::unistd::User::from_name(&name)
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw();
+        Self { name, uid }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        let _ = Command::new("userdel")
+            .args(["--remove", &self.name])
+            .output();
+    }
+}
+
+/// A sudoers drop-in, validated with `visudo -cf` before it is installed.
+pub struct SudoersDropIn {
+    path: PathBuf,
+}
+
+impl SudoersDropIn {
+    pub fn install(content: &str) -> Self {
+        let path = Path::new("/etc/sudoers.d").join(format!("stepup-test-{}", random_suffix()));
+        let staged = std::env::temp_dir().join(format!("sudoers-{}", random_suffix()));
+        fs::write(&staged, content).unwrap();
+        let check = Command::new("visudo")
+            .arg("-cf")
+            .arg(&staged)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "invalid sudoers: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o440)).unwrap();
+        fs::copy(&staged, &path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
+        let _ = fs::remove_file(&staged);
+        Self { path }
+    }
+}
+
+impl Drop for SudoersDropIn {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Run `command` under a pseudo-terminal (pexpect), typing `answers` at its
+/// prompts. Returns (transcript, exit status).
+pub fn under_pty(command: &[&str], answers: &[&str], env: &[(&str, &str)]) -> (String, i32) {
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("driver/pty_run.py");
+    let mut c = Command::new("/usr/bin/python3");
+    c.arg(helper);
+    for answer in answers {
+        c.arg("--answer").arg(answer);
+    }
+    let out = c
+        .arg("--")
+        .args(command)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pty_run failed: {transcript}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = transcript
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("exit="))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(-1);
+    (transcript, status)
 }

@@ -16,7 +16,10 @@ use stepup_config::Config;
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(version, about = "Administer stepup: enroll factors, inspect the daemon, check policy")]
+#[command(
+    version,
+    about = "Administer stepup: enroll factors, inspect the daemon, check policy"
+)]
 struct Cli {
     /// D-Bus address of the daemon's bus
     #[arg(long, global = true, default_value = SYSTEM_BUS_ADDRESS)]
@@ -81,7 +84,11 @@ fn run(cli: Cli) -> Result<()> {
             "ok: {} rule(s) from {} file(s){}",
             config.rules.len(),
             config.files.len(),
-            if config.defaults.report_only { "; report_only is on: nobody is challenged or denied" } else { "" }
+            if config.defaults.report_only {
+                "; report_only is on: nobody is challenged or denied"
+            } else {
+                ""
+            }
         );
         return Ok(());
     }
@@ -94,12 +101,22 @@ fn run(cli: Cli) -> Result<()> {
             .await
             .context("cannot reach stepupd")?;
         match cli.command {
-            Command::Enroll { factor: Factor::Totp { user, secret, label, no_qr } } => {
+            Command::Enroll {
+                factor:
+                    Factor::Totp {
+                        user,
+                        secret,
+                        label,
+                        no_qr,
+                    },
+            } => {
                 let secret = match secret.as_deref() {
                     None => Zeroizing::new(String::new()),
                     Some("-") => {
                         let mut s = Zeroizing::new(String::new());
-                        std::io::stdin().read_to_string(&mut s).context("reading the secret from stdin")?;
+                        std::io::stdin()
+                            .read_to_string(&mut s)
+                            .context("reading the secret from stdin")?;
                         Zeroizing::new(s.trim().to_owned())
                     }
                     Some(s) => Zeroizing::new(s.to_owned()),
@@ -107,7 +124,10 @@ fn run(cli: Cli) -> Result<()> {
                 let (id, uri) = daemon.enroll_totp(&user, &secret, &label).await?;
                 let uri = Zeroizing::new(uri);
                 println!("Enrolled {id} for {user}.");
-                println!("Add it to an authenticator app with this URI (keep it secret):\n  {}", uri.as_str());
+                println!(
+                    "Add it to an authenticator app with this URI (keep it secret):\n  {}",
+                    uri.as_str()
+                );
                 if !no_qr {
                     let code = QrCode::new(uri.as_bytes()).context("drawing the QR code")?;
                     println!(

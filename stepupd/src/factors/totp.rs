@@ -170,26 +170,38 @@ mod tests {
     fn rfc6238_vectors() {
         // RFC 6238 appendix B, T = 59 and 1111111109.
         let sha1 = cred(RFC_SHA1, "SHA1", 8);
-        assert_eq!(verify(&sha1, "94287082", 59, 0).unwrap(), Verdict::Accepted { step: 1 });
+        assert_eq!(
+            verify(&sha1, "94287082", 59, 0).unwrap(),
+            Verdict::Accepted { step: 1 }
+        );
         assert_eq!(
             verify(&sha1, "07081804", 1_111_111_109, 0).unwrap(),
             Verdict::Accepted { step: 37_037_036 }
         );
         let sha256 = cred(b"12345678901234567890123456789012", "SHA256", 8);
-        assert_eq!(verify(&sha256, "46119246", 59, 0).unwrap(), Verdict::Accepted { step: 1 });
+        assert_eq!(
+            verify(&sha256, "46119246", 59, 0).unwrap(),
+            Verdict::Accepted { step: 1 }
+        );
         let sha512 = cred(
             b"1234567890123456789012345678901234567890123456789012345678901234",
             "SHA512",
             8,
         );
-        assert_eq!(verify(&sha512, "90693936", 59, 0).unwrap(), Verdict::Accepted { step: 1 });
+        assert_eq!(
+            verify(&sha512, "90693936", 59, 0).unwrap(),
+            Verdict::Accepted { step: 1 }
+        );
     }
 
     #[test]
     fn window_and_replay() {
         let mut c = cred(RFC_SHA1, "SHA1", 8);
         // The code for step 1 is still accepted one step later with window 1, not with 0.
-        assert_eq!(verify(&c, "94287082", 89, 1).unwrap(), Verdict::Accepted { step: 1 });
+        assert_eq!(
+            verify(&c, "94287082", 89, 1).unwrap(),
+            Verdict::Accepted { step: 1 }
+        );
         assert_eq!(verify(&c, "94287082", 89, 0).unwrap(), Verdict::Wrong);
         c.last_step = Some(1);
         assert_eq!(verify(&c, "94287082", 59, 1).unwrap(), Verdict::Replayed);
@@ -201,22 +213,33 @@ mod tests {
         for code in ["", "1", "abcdef", "2870820", "287082 extra", "\0\0\0\0\0\0"] {
             assert_eq!(verify(&c, code, 59, 1).unwrap(), Verdict::Wrong, "{code:?}");
         }
-        assert_eq!(verify(&c, "287082", 59, 0).unwrap(), Verdict::Accepted { step: 1 });
+        assert_eq!(
+            verify(&c, "287082", 59, 0).unwrap(),
+            Verdict::Accepted { step: 1 }
+        );
     }
 
     #[test]
     fn secrets_decode_leniently_and_short_ones_are_refused() {
         let s = decode_secret("gezd gnbv gy3t qojq gezd gnbv gy3t qojq").unwrap();
         assert_eq!(s.as_slice(), RFC_SHA1);
-        assert!(matches!(decode_secret("GEZDGNBV"), Err(TotpError::TooShort(5))));
-        assert!(matches!(decode_secret("not base32!"), Err(TotpError::BadBase32)));
+        assert!(matches!(
+            decode_secret("GEZDGNBV"),
+            Err(TotpError::TooShort(5))
+        ));
+        assert!(matches!(
+            decode_secret("not base32!"),
+            Err(TotpError::BadBase32)
+        ));
     }
 
     #[test]
     fn uri_carries_parameters() {
         let c = cred(RFC_SHA1, "SHA1", 6);
         let uri = otpauth_uri("stepup", "al ice", &c);
-        assert!(uri.starts_with("otpauth://totp/stepup:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"));
+        assert!(uri.starts_with(
+            "otpauth://totp/stepup:al%20ice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&"
+        ));
         assert!(uri.ends_with("&algorithm=SHA1&digits=6&period=30"));
     }
 }
