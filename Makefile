@@ -2,7 +2,7 @@
 CARGO ?= cargo
 AUTO ?=
 
-.PHONY: all build deps test demo lint clean
+.PHONY: all build deps test demo lint clean bench
 
 all: build
 
@@ -18,7 +18,7 @@ build: deps
 # afterwards), create throwaway users and start private daemons.
 test: build
 	@[ "$$(id -u)" -eq 0 ] || { echo "make test: run as root (the end-to-end tests use real PAM, sudo and su)"; exit 1; }
-	$(CARGO) test --workspace --locked
+	$(CARGO) nextest run --workspace --locked --no-fail-fast
 
 # A guided tour on a built-in demo policy in a sandbox: private bus, private
 # stepupd, a new /etc/pam.d/stepup-demo-* removed on exit. AUTO=1 runs it
@@ -32,3 +32,7 @@ lint:
 
 clean:
 	$(CARGO) clean
+
+# Per-authentication cost next to pam_permit (release build). More in issue 8.
+bench: deps
+	bench/auth_cost.sh

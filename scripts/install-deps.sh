@@ -26,3 +26,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found (install Rust with rustup)" >&2; exit 1; }
+# The test runner (each test in its own process, one summary line).
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked

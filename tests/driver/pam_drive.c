@@ -10,7 +10,8 @@
  * Info and error messages are printed as "info: ..." / "error: ...".
  * Prints "result=N NAME" per round. -c prints the thread and fd counts of
  * this process before the first round and after the last; -T prints each
- * round's wall time in microseconds ("us=N").
+ * round's wall time in microseconds ("us=N"). A USER containing "%d" is
+ * formatted with the round number (0, 1, …): one user per round.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -104,9 +105,14 @@ int main(int argc, char **argv) {
         struct pam_conv conv = {converse, &s};
         pam_handle_t *pamh = NULL;
         struct timespec t0, t1;
+        char user[256];
         s.next = 0;
+        if (strstr(argv[optind + 1], "%d"))
+            snprintf(user, sizeof user, argv[optind + 1], round);
+        else
+            snprintf(user, sizeof user, "%s", argv[optind + 1]);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = pam_start(argv[optind], argv[optind + 1], &conv, &pamh);
+        int rc = pam_start(argv[optind], user, &conv, &pamh);
         if (rc == PAM_SUCCESS && tty) rc = pam_set_item(pamh, PAM_TTY, tty);
         if (rc == PAM_SUCCESS && rhost) rc = pam_set_item(pamh, PAM_RHOST, rhost);
         if (rc == PAM_SUCCESS && ruser) rc = pam_set_item(pamh, PAM_RUSER, ruser);

@@ -1,0 +1,69 @@
+# Sourced by scripts/demo.sh and bench/*.sh: a private system bus with the
+# D-Bus policy stepup ships, a private stepupd, and one new PAM service file
+# /etc/pam.d/stepup-<tag>-<pid>. `sandbox_stop` (run on EXIT) undoes it all.
+#
+#   sandbox_start BIN_DIR POLICY_FILE TAG [EXTRA_MODULE_ARGS]
+#   → SANDBOX, BUS, SERVICE, PAMFILE, CTL (stepupctl command with --bus-address)
+
+SANDBOX= BUS= SERVICE= PAMFILE= CTL= _sandbox_bus_pid= _sandbox_daemon_pid=
+
+sandbox_stop() {
+  if [ -n "$_sandbox_daemon_pid" ]; then kill "$_sandbox_daemon_pid" 2>/dev/null; wait "$_sandbox_daemon_pid" 2>/dev/null; fi
+  if [ -n "$_sandbox_bus_pid" ]; then kill "$_sandbox_bus_pid" 2>/dev/null; wait "$_sandbox_bus_pid" 2>/dev/null; fi
+  [ -n "$PAMFILE" ] && rm -f "$PAMFILE"
+  [ -n "$SANDBOX" ] && rm -rf "$SANDBOX"
+  return 0
+}
+
+sandbox_start() {
+  local bin=$1 policy=$2 tag=$3 extra=${4:-}
+  local top
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  [ "$(id -u)" -eq 0 ] || { echo "run as root (PAM service files live in /etc/pam.d)" >&2; return 1; }
+  for f in stepupd stepupctl libpam_stepup.so; do
+    [ -e "$bin/$f" ] || { echo "$bin/$f is missing: build first" >&2; return 1; }
+  done
+  trap sandbox_stop EXIT
+  trap 'exit 130' INT TERM
+  SANDBOX=$(mktemp -d "/tmp/stepup-$tag.XXXXXX")
+  chmod 755 "$SANDBOX"
+  mkdir -p "$SANDBOX/etc" "$SANDBOX/state"
+  chmod 700 "$SANDBOX/state"
+  install -m 0644 "$policy" "$SANDBOX/etc/stepup.toml"
+  cat > "$SANDBOX/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$SANDBOX/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>$top/packaging/dbus/org.stepup.Daemon1.conf</include>
+</busconfig>
+XML
+  BUS="unix:path=$SANDBOX/bus"
+  CTL="$bin/stepupctl --bus-address $BUS"
+  dbus-daemon --config-file="$SANDBOX/bus.conf" --nofork --nopidfile --nosyslog 2>/dev/null &
+  _sandbox_bus_pid=$!
+  for _ in $(seq 200); do [ -S "$SANDBOX/bus" ] && break; sleep 0.05; done
+  "$bin/stepupd" --config-dir "$SANDBOX/etc" --state-dir "$SANDBOX/state" --bus-address "$BUS" 2>"$SANDBOX/audit.log" &
+  _sandbox_daemon_pid=$!
+  for _ in $(seq 200); do $CTL status >/dev/null 2>&1 && break; sleep 0.05; done
+  $CTL status >/dev/null || { echo "stepupd did not start:" >&2; cat "$SANDBOX/audit.log" >&2; return 1; }
+  SERVICE=stepup-$tag-$$
+  PAMFILE=/etc/pam.d/$SERVICE
+  printf 'auth required %s bus=%s %s\naccount required pam_permit.so\n' "$bin/libpam_stepup.so" "$BUS" "$extra" > "$PAMFILE"
+}
