@@ -115,24 +115,6 @@ pub struct Bus {
     pub address: String,
 }
 
-const SYSTEM_DEFAULT_POLICY: &str = r#"
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-  </policy>"#;
-
 const OPEN_POLICY: &str = r#"
   <policy context="default">
     <allow user="*"/>
@@ -141,6 +123,10 @@ const OPEN_POLICY: &str = r#"
     <allow send_destination="*"/>
     <allow receive_type="*"/>
   </policy>"#;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
 
 pub fn shipped_bus_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/dbus/org.stepup.Daemon1.conf")
@@ -157,7 +143,8 @@ impl Bus {
         let socket = dir.path().join("bus");
         let rules = match policy {
             BusPolicy::Shipped => format!(
-                "{SYSTEM_DEFAULT_POLICY}\n  <include>{}</include>",
+                "  <include>{}</include>\n  <include>{}</include>",
+                fixture("system-bus-defaults.conf").display(),
                 shipped_bus_policy().canonicalize().unwrap().display()
             ),
             BusPolicy::Open => OPEN_POLICY.to_owned(),
