@@ -10,6 +10,11 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub mod glob;
+pub mod hostpattern;
+pub mod schedule;
+pub mod span;
+
 use serde::Deserialize;
 
 /// Main file name inside the config directory.
