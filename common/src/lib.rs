@@ -180,6 +180,14 @@ pub trait Daemon1 {
     /// Admin: remove one credential.
     fn remove(&self, user: &str, id: &str) -> Result<(), DaemonError>;
 
+    /// Admin: a dry run of the policy for a context (keys as for `Begin`,
+    /// plus `at`); JSON. Changes nothing.
+    fn explain(&self, context: HashMap<String, String>) -> Result<String, DaemonError>;
+
+    /// Admin: re-read the configuration; an invalid one is refused and the
+    /// old policy stays in force.
+    fn reload(&self) -> Result<String, DaemonError>;
+
     /// Admin: daemon facts as key/value pairs.
     fn status(&self) -> Result<HashMap<String, String>, DaemonError>;
 }

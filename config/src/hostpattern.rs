@@ -2,7 +2,7 @@
 //! addresses, or literal host names.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 /// One entry of an `rhost_in` list.
@@ -23,33 +23,622 @@ pub struct HostPatternError {
     pub reason: String,
 }
 
+/// Network mask of `prefix` leading one bits in a 32-bit word.
+fn mask_v4(prefix: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0)
+}
+
+/// Network mask of `prefix` leading one bits in a 128-bit word.
+fn mask_v6(prefix: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(prefix.min(128)))
+        .unwrap_or(0)
+}
+
+/// The block `::ffff:0:0/96` holding IPv4-mapped IPv6 addresses.
+const MAPPED_PREFIX: u128 = 0xffff_0000_0000;
+
+fn v4_in(addr: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let mask = mask_v4(prefix);
+    u32::from(addr) & mask == u32::from(net) & mask
+}
+
+fn v6_in(addr: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+    let mask = mask_v6(prefix);
+    u128::from(addr) & mask == u128::from(net) & mask
+}
+
+/// What an rhost string turned out to be.
+enum Rhost<'a> {
+    Addr(IpAddr),
+    Name(&'a str),
+}
+
+fn classify_rhost(rhost: &str) -> Option<Rhost<'_>> {
+    if rhost.is_empty() {
+        return None;
+    }
+    let inner = rhost
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(rhost);
+    if let Ok(addr) = inner.parse::<IpAddr>() {
+        return Some(Rhost::Addr(addr));
+    }
+    // A scoped IPv6 address (`fe80::1%eth0`): the zone does not change the address.
+    if let Some((addr, zone)) = inner.split_once('%')
+        && !zone.is_empty()
+        && let Ok(addr) = addr.parse::<Ipv6Addr>()
+    {
+        return Some(Rhost::Addr(IpAddr::V6(addr)));
+    }
+    if inner.len() != rhost.len() {
+        // Brackets around something that is not an address.
+        return None;
+    }
+    Some(Rhost::Name(rhost))
+}
+
+fn names_equal(a: &str, b: &str) -> bool {
+    let a = a.strip_suffix('.').unwrap_or(a);
+    let b = b.strip_suffix('.').unwrap_or(b);
+    !a.is_empty() && a.eq_ignore_ascii_case(b)
+}
+
 impl HostPattern {
     /// Does `rhost` (PAM_RHOST as reported: an address, possibly an IPv6
     /// address in brackets or with a `%zone`, an IPv4-mapped IPv6 address, or a
     /// host name) fall in this pattern? An IPv4-mapped IPv6 address
     /// (`::ffff:192.0.2.1`) matches IPv4 blocks. An address rhost never
     /// matches a Name and a name rhost never matches a Net. Empty never matches.
-    pub fn matches(&self, _rhost: &str) -> bool {
-        todo!("helper")
+    ///
+    /// An IPv4-mapped rhost also matches IPv6 blocks containing it (such as
+    /// `::ffff:0:0/96`), and a plain IPv4 rhost matches an IPv6 block that
+    /// lies inside `::ffff:0:0/96` when its mapped form is in that block.
+    pub fn matches(&self, rhost: &str) -> bool {
+        let Some(rhost) = classify_rhost(rhost) else {
+            return false;
+        };
+        match (self, rhost) {
+            (Self::Name(name), Rhost::Name(host)) => names_equal(name, host),
+            (Self::Net { addr, prefix }, Rhost::Addr(host)) => net_contains(*addr, *prefix, host),
+            _ => false,
+        }
     }
+
+    /// Is this a single address (a /32 or /128)?
+    pub fn is_single_address(&self) -> bool {
+        matches!(
+            self,
+            Self::Net {
+                addr: IpAddr::V4(_),
+                prefix: 32
+            } | Self::Net {
+                addr: IpAddr::V6(_),
+                prefix: 128
+            }
+        )
+    }
+}
+
+fn net_contains(net: IpAddr, prefix: u8, host: IpAddr) -> bool {
+    match (net, host) {
+        (IpAddr::V4(net), IpAddr::V4(host)) => v4_in(host, net, prefix),
+        (IpAddr::V6(net), IpAddr::V6(host)) => v6_in(host, net, prefix),
+        (IpAddr::V4(net), IpAddr::V6(host)) => host
+            .to_ipv4_mapped()
+            .is_some_and(|host| v4_in(host, net, prefix)),
+        (IpAddr::V6(net), IpAddr::V4(host)) => {
+            // Only blocks that are IPv4 blocks in IPv6 notation.
+            prefix >= 96
+                && v6_in(Ipv6Addr::from(MAPPED_PREFIX), net, 96)
+                && v6_in(host.to_ipv6_mapped(), net, prefix)
+        }
+    }
+}
+
+fn parse(s: &str) -> Result<HostPattern, String> {
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err("contains whitespace (write one address, block or name per entry)".into());
+    }
+    if let Some((addr_text, prefix_text)) = s.split_once('/') {
+        let addr: IpAddr = addr_text.parse().map_err(|_| {
+            if addr_text.is_empty() {
+                "missing address before '/'".to_owned()
+            } else {
+                format!("{addr_text:?} is not an IP address (only addresses take a /prefix)")
+            }
+        })?;
+        let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+        let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+        let prefix = if !prefix_text.is_empty() && prefix_text.bytes().all(|b| b.is_ascii_digit()) {
+            prefix_text.parse::<u8>().ok().filter(|p| *p <= max)
+        } else {
+            None
+        };
+        let Some(prefix) = prefix else {
+            return Err(format!(
+                "prefix length {prefix_text:?} is not a number from 0 to {max} ({family})"
+            ));
+        };
+        let network = match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask_v4(prefix))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask_v6(prefix))),
+        };
+        if network != addr {
+            return Err(format!("host bits set; did you mean {network}/{prefix}?"));
+        }
+        return Ok(HostPattern::Net { addr, prefix });
+    }
+    if let Ok(addr) = s.parse::<IpAddr>() {
+        let prefix = if addr.is_ipv4() { 32 } else { 128 };
+        return Ok(HostPattern::Net { addr, prefix });
+    }
+    parse_name(s).map(HostPattern::Name)
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.starts_with('[') {
+        return Err("write addresses without brackets".into());
+    }
+    if s.contains(':') {
+        return Err("not a valid IPv6 address".into());
+    }
+    if let Some(bad) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
+        return Err(match bad {
+            '*' | '?' => "wildcards are not supported in host names".into(),
+            '%' => "zones are not allowed in patterns".into(),
+            '[' | ']' => "write addresses without brackets".into(),
+            c => format!("{c:?} is not allowed in a host name (letters, digits, '-' and '.' only)"),
+        });
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.split('.').any(str::is_empty) {
+        return Err("empty label in host name".into());
+    }
+    if !name.chars().any(|c| c.is_ascii_alphabetic() || c == '-') {
+        return Err("looks like an address but is not a valid IPv4 address".into());
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 impl FromStr for HostPattern {
     type Err = HostPatternError;
-    fn from_str(_s: &str) -> Result<Self, Self::Err> {
-        todo!("helper")
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s).map_err(|reason| HostPatternError {
+            input: s.to_owned(),
+            reason,
+        })
     }
 }
 
 impl fmt::Display for HostPattern {
-    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!("helper")
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Net { addr, .. } if self.is_single_address() => write!(f, "{addr}"),
+            Self::Net { addr, prefix } => write!(f, "{addr}/{prefix}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+struct HostPatternVisitor;
+
+impl serde::de::Visitor<'_> for HostPatternVisitor {
+    type Value = HostPattern;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "an address, CIDR block or host name such as \"10.0.0.0/8\" or \"bastion.example.com\"",
+        )
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HostPattern, E> {
+        v.parse().map_err(E::custom)
     }
 }
 
 // From a TOML string via FromStr; errors through serde (so they get a position).
 impl<'de> serde::Deserialize<'de> for HostPattern {
-    fn deserialize<D: serde::Deserializer<'de>>(_d: D) -> Result<Self, D::Error> {
-        todo!("helper")
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(HostPatternVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pat(s: &str) -> HostPattern {
+        s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    #[test]
+    fn parses_blocks_addresses_and_names() {
+        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        let cases: Vec<(&str, HostPattern)> = vec![
+            (
+                "10.0.0.0/8",
+                HostPattern::Net {
+                    addr: v4("10.0.0.0"),
+                    prefix: 8,
+                },
+            ),
+            (
+                "192.0.2.7",
+                HostPattern::Net {
+                    addr: v4("192.0.2.7"),
+                    prefix: 32,
+                },
+            ),
+            (
+                "192.0.2.7/32",
+                HostPattern::Net {
+                    addr: v4("192.0.2.7"),
+                    prefix: 32,
+                },
+            ),
+            (
+                "0.0.0.0/0",
+                HostPattern::Net {
+                    addr: v4("0.0.0.0"),
+                    prefix: 0,
+                },
+            ),
+            (
+                "2001:db8::/32",
+                HostPattern::Net {
+                    addr: v6("2001:db8::"),
+                    prefix: 32,
+                },
+            ),
+            (
+                "::1",
+                HostPattern::Net {
+                    addr: v6("::1"),
+                    prefix: 128,
+                },
+            ),
+            (
+                "::/0",
+                HostPattern::Net {
+                    addr: v6("::"),
+                    prefix: 0,
+                },
+            ),
+            (
+                "::ffff:0:0/96",
+                HostPattern::Net {
+                    addr: v6("::ffff:0:0"),
+                    prefix: 96,
+                },
+            ),
+            (
+                "bastion.example.com",
+                HostPattern::Name("bastion.example.com".into()),
+            ),
+            (
+                "Bastion.Example.COM.",
+                HostPattern::Name("bastion.example.com".into()),
+            ),
+            ("localhost", HostPattern::Name("localhost".into())),
+            ("host-1", HostPattern::Name("host-1".into())),
+            ("123-456", HostPattern::Name("123-456".into())),
+            ("a1.2", HostPattern::Name("a1.2".into())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(pat(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_patterns_with_a_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("bastion example.com", "whitespace"),
+            (" 10.0.0.0/8", "whitespace"),
+            ("10.0.0.1/8", "host bits set; did you mean 10.0.0.0/8?"),
+            ("192.0.2.7/24", "did you mean 192.0.2.0/24?"),
+            ("2001:db8::1/32", "did you mean 2001:db8::/32?"),
+            ("0.0.0.1/0", "did you mean 0.0.0.0/0?"),
+            ("10.0.0.0/33", "0 to 32"),
+            ("2001:db8::/129", "0 to 128"),
+            ("10.0.0.0/", "0 to 32"),
+            ("10.0.0.0/+8", "0 to 32"),
+            ("10.0.0.0/08x", "0 to 32"),
+            ("10.0.0.0/8/8", "0 to 32"),
+            ("10.0.0.0/999999999999", "0 to 32"),
+            ("/8", "missing address"),
+            ("example.com/24", "not an IP address"),
+            ("10.0.0/8", "not an IP address"),
+            ("10.0.0", "not a valid IPv4"),
+            ("10.0.0.256", "not a valid IPv4"),
+            ("1234", "not a valid IPv4"),
+            ("2001:db8:::1", "not a valid IPv6"),
+            ("fe80::1%eth0", "not a valid IPv6"),
+            ("10.0.0.1:22", "not a valid IPv6"),
+            ("*.example.com", "wildcards"),
+            ("[::1]", "brackets"),
+            ("host_name", "not allowed"),
+            ("exa..mple", "empty label"),
+            (".example", "empty label"),
+            ("example..", "empty label"),
+            (".", "empty label"),
+        ];
+        for &(input, reason) in cases {
+            let err = input.parse::<HostPattern>().expect_err(input);
+            assert_eq!(err.input, input);
+            assert!(err.reason.contains(reason), "{input:?}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn matches_table() {
+        // (pattern, rhost, expected)
+        let cases: &[(&str, &str, bool)] = &[
+            // IPv4 block boundaries.
+            ("10.0.0.0/8", "10.0.0.0", true),
+            ("10.0.0.0/8", "10.255.255.255", true),
+            ("10.0.0.0/8", "11.0.0.0", false),
+            ("10.0.0.0/8", "9.255.255.255", false),
+            ("192.0.2.0/24", "192.0.2.0", true),
+            ("192.0.2.0/24", "192.0.2.255", true),
+            ("192.0.2.0/24", "192.0.3.0", false),
+            ("192.0.2.128/25", "192.0.2.127", false),
+            ("192.0.2.128/25", "192.0.2.128", true),
+            ("192.0.2.128/25", "192.0.2.255", true),
+            ("192.0.2.6/31", "192.0.2.6", true),
+            ("192.0.2.6/31", "192.0.2.7", true),
+            ("192.0.2.6/31", "192.0.2.8", false),
+            // /0 and /32.
+            ("0.0.0.0/0", "0.0.0.0", true),
+            ("0.0.0.0/0", "255.255.255.255", true),
+            ("0.0.0.0/0", "::1", false),
+            ("0.0.0.0/0", "example.com", false),
+            ("192.0.2.7", "192.0.2.7", true),
+            ("192.0.2.7", "192.0.2.6", false),
+            ("192.0.2.7", "192.0.2.8", false),
+            ("192.0.2.7/32", "192.0.2.7", true),
+            // IPv6 blocks, /64 boundaries, /128, /0.
+            ("2001:db8::/32", "2001:db8::", true),
+            (
+                "2001:db8::/32",
+                "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+                true,
+            ),
+            ("2001:db8::/32", "2001:db9::", false),
+            (
+                "2001:db8::/32",
+                "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+                false,
+            ),
+            ("2001:db8:0:1::/64", "2001:db8:0:1::", true),
+            (
+                "2001:db8:0:1::/64",
+                "2001:db8:0:1:ffff:ffff:ffff:ffff",
+                true,
+            ),
+            ("2001:db8:0:1::/64", "2001:db8:0:2::", false),
+            (
+                "2001:db8:0:1::/64",
+                "2001:db8:0:0:ffff:ffff:ffff:ffff",
+                false,
+            ),
+            ("::1", "::1", true),
+            ("::1", "::2", false),
+            ("::1", "::", false),
+            ("::1/128", "::1", true),
+            ("::/0", "::", true),
+            ("::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true),
+            ("::/0", "192.0.2.7", false),
+            ("::/0", "localhost", false),
+            // Brackets and zones.
+            ("2001:db8::/32", "[2001:db8::1]", true),
+            ("2001:db8::/32", "[2001:db9::1]", false),
+            ("fe80::/10", "fe80::1%eth0", true),
+            ("fe80::/10", "[fe80::1%eth0]", true),
+            ("fe80::1", "fe80::1%2", true),
+            ("fe80::/10", "fe80::1%", false),
+            ("192.0.2.7", "[192.0.2.7]", true),
+            ("192.0.2.7", "192.0.2.7%eth0", false),
+            ("localhost", "[localhost]", false),
+            // IPv4-mapped IPv6.
+            ("192.0.2.0/24", "::ffff:192.0.2.7", true),
+            ("192.0.2.0/24", "[::ffff:192.0.2.7]", true),
+            ("192.0.2.0/24", "::ffff:c000:207", true),
+            ("192.0.2.0/24", "::ffff:192.0.3.7", false),
+            ("192.0.2.7", "::ffff:192.0.2.7", true),
+            ("0.0.0.0/0", "::ffff:1.2.3.4", true),
+            ("0.0.0.0/0", "::1.2.3.4", false),
+            ("::ffff:0:0/96", "::ffff:192.0.2.7", true),
+            ("::ffff:0:0/96", "192.0.2.7", true),
+            ("::ffff:192.0.2.0/120", "192.0.2.200", true),
+            ("::ffff:192.0.2.0/120", "192.0.3.1", false),
+            ("::ffff:192.0.2.7", "192.0.2.7", true),
+            ("::/0", "::ffff:192.0.2.7", true),
+            ("::/95", "192.0.2.7", false),
+            ("192.0.2.0/24", "::192.0.2.7", false),
+            // Names.
+            ("bastion.example.com", "bastion.example.com", true),
+            ("bastion.example.com", "BASTION.Example.Com", true),
+            ("bastion.example.com", "bastion.example.com.", true),
+            ("bastion.example.com.", "bastion.example.com", true),
+            ("bastion.example.com", "bastion.example.com..", false),
+            ("bastion.example.com", "other.example.com", false),
+            ("bastion.example.com", "bastion.example.co", false),
+            ("bastion.example.com", "x.bastion.example.com", false),
+            ("bastion.example.com", "bastion", false),
+            ("bastion.example.com", "192.0.2.7", false),
+            ("example.com", "", false),
+            ("example.com", ".", false),
+            // Names never match nets, addresses never match names.
+            ("0.0.0.0/0", "bastion.example.com", false),
+            ("0.0.0.0/0", "", false),
+            ("::/0", "", false),
+            ("::/0", "[]", false),
+            ("0.0.0.0/0", "10.0.0", false),
+            ("0.0.0.0/0", "010.0.0.1", false),
+            ("localhost", "127.0.0.1", false),
+            ("localhost", "::1", false),
+        ];
+        for &(pattern, rhost, want) in cases {
+            assert_eq!(pat(pattern).matches(rhost), want, "{pattern} vs {rhost:?}");
+        }
+    }
+
+    #[test]
+    fn display_is_canonical_and_round_trips() {
+        let cases: &[(&str, &str)] = &[
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("192.0.2.7", "192.0.2.7"),
+            ("192.0.2.7/32", "192.0.2.7"),
+            ("0.0.0.0/0", "0.0.0.0/0"),
+            ("2001:DB8::/32", "2001:db8::/32"),
+            ("2001:db8:0:0::1", "2001:db8::1"),
+            ("::1/128", "::1"),
+            ("::/0", "::/0"),
+            ("::ffff:0:0/96", "::ffff:0.0.0.0/96"),
+            ("Bastion.Example.COM.", "bastion.example.com"),
+        ];
+        for &(input, want) in cases {
+            let p = pat(input);
+            assert_eq!(p.to_string(), want, "{input}");
+            assert_eq!(pat(want), p, "{want}");
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct T {
+        x: HostPattern,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct L {
+        rhost_in: Vec<HostPattern>,
+    }
+
+    #[test]
+    fn deserializes_through_toml_with_positions() {
+        let t: T = toml::from_str("x = \"10.0.0.0/8\"").unwrap();
+        assert_eq!(t.x, pat("10.0.0.0/8"));
+        let l: L = toml::from_str("rhost_in = [\"::1\", \"bastion.example.com\"]").unwrap();
+        assert_eq!(l.rhost_in.len(), 2);
+
+        let err = toml::from_str::<L>("\nrhost_in = [\"::1\", \"10.0.0.1/8\"]").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("host bits set; did you mean 10.0.0.0/8?"),
+            "{text}"
+        );
+        assert!(text.contains("line 2"), "{text}");
+        assert_eq!(err.span(), Some(20..32));
+
+        let err = toml::from_str::<T>("x = 10").unwrap_err();
+        assert!(err.to_string().contains("CIDR block"), "{err}");
+    }
+
+    fn v4_block() -> impl Strategy<Value = (u32, u8)> {
+        (any::<u32>(), 0u8..=32).prop_map(|(a, p)| (a & mask_v4(p), p))
+    }
+
+    fn v6_block() -> impl Strategy<Value = (u128, u8)> {
+        (any::<u128>(), 0u8..=128).prop_map(|(a, p)| (a & mask_v6(p), p))
+    }
+
+    proptest! {
+        #[test]
+        fn v4_host_bits_match_and_prefix_bits_do_not(
+            (net, prefix) in v4_block(),
+            host in any::<u32>(),
+            flip in 0u8..32,
+        ) {
+            let p = pat(&format!("{}/{prefix}", Ipv4Addr::from(net)));
+            let inside = net | (host & !mask_v4(prefix));
+            prop_assert!(p.matches(&Ipv4Addr::from(inside).to_string()));
+            if prefix > 0 {
+                let bit = flip % prefix;
+                let outside = inside ^ (1u32 << (31 - u32::from(bit)));
+                prop_assert!(!p.matches(&Ipv4Addr::from(outside).to_string()));
+            }
+        }
+
+        #[test]
+        fn v6_host_bits_match_and_prefix_bits_do_not(
+            (net, prefix) in v6_block(),
+            host in any::<u128>(),
+            flip in 0u8..128,
+        ) {
+            let p = pat(&format!("{}/{prefix}", Ipv6Addr::from(net)));
+            let inside = net | (host & !mask_v6(prefix));
+            let inside_addr = Ipv6Addr::from(inside);
+            let bracketed = format!("[{inside_addr}]");
+            let zoned = format!("{inside_addr}%eth0");
+            prop_assert!(p.matches(&inside_addr.to_string()));
+            prop_assert!(p.matches(&bracketed));
+            prop_assert!(p.matches(&zoned));
+            if prefix > 0 {
+                let bit = flip % prefix;
+                let outside = inside ^ (1u128 << (127 - u32::from(bit)));
+                prop_assert!(!p.matches(&Ipv6Addr::from(outside).to_string()));
+            }
+        }
+
+        #[test]
+        fn mapped_form_matches_exactly_the_v4_blocks_the_plain_address_does(
+            addr in any::<u32>(),
+            other in any::<u32>(),
+            prefix in 0u8..=32,
+            near in any::<bool>(),
+        ) {
+            // Half the blocks are built around the address so that both
+            // outcomes are exercised.
+            let base = if near { addr } else { other };
+            let p = pat(&format!("{}/{prefix}", Ipv4Addr::from(base & mask_v4(prefix))));
+            let plain = Ipv4Addr::from(addr);
+            let mapped = plain.to_ipv6_mapped();
+            let want = p.matches(&plain.to_string());
+            prop_assert_eq!(p.matches(&mapped.to_string()), want);
+            let bracketed = format!("[{mapped}]");
+            let dotted_quad = format!("::ffff:{plain}");
+            prop_assert_eq!(p.matches(&bracketed), want);
+            prop_assert_eq!(p.matches(&dotted_quad), want);
+            if near {
+                prop_assert!(want);
+            }
+        }
+
+        #[test]
+        fn display_parse_round_trips_for_blocks(
+            (net4, p4) in v4_block(),
+            (net6, p6) in v6_block(),
+        ) {
+            for p in [
+                HostPattern::Net { addr: IpAddr::V4(net4.into()), prefix: p4 },
+                HostPattern::Net { addr: IpAddr::V6(net6.into()), prefix: p6 },
+            ] {
+                prop_assert_eq!(pat(&p.to_string()), p);
+            }
+        }
+
+        #[test]
+        fn names_match_themselves_in_any_case(name in "[a-z][a-z0-9-]{0,10}(\\.[a-z0-9-]{1,10}){0,3}") {
+            let p = pat(&name);
+            prop_assert!(p.matches(&name));
+            prop_assert!(p.matches(&name.to_ascii_uppercase()));
+            let dotted = format!("{name}.");
+            prop_assert!(p.matches(&dotted));
+            let longer = format!("{name}x");
+            prop_assert!(!p.matches(&longer));
+        }
     }
 }

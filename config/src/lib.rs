@@ -5,6 +5,7 @@
 //! file, and where it can the line and column.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -16,6 +17,12 @@ pub mod schedule;
 pub mod span;
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use glob::Glob;
+pub use hostpattern::HostPattern;
+pub use schedule::{Window, Zone};
+pub use span::Span;
 
 /// Main file name inside the config directory.
 pub const MAIN_FILE: &str = "stepup.toml";
@@ -75,6 +82,16 @@ pub enum Action {
     StepUp,
 }
 
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::StepUp => "step_up",
+        }
+    }
+}
+
 /// A second factor a step-up can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,21 +107,55 @@ impl Method {
     }
 }
 
+/// What a grace period (or `stepped_up_within`) is remembered for: the same
+/// terminal, the same user anywhere, or the same source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    #[default]
+    Tty,
+    User,
+    Rhost,
+}
+
+impl Scope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Tty => "tty",
+            Self::User => "user",
+            Self::Rhost => "rhost",
+        }
+    }
+}
+
+/// Which PAM item names the person who proves the factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectItem {
+    /// PAM_USER: the account being authenticated (sudo, sshd, login).
+    User,
+    /// PAM_RUSER: the caller (su, where PAM_USER is the target account).
+    Ruser,
+}
+
 /// `[daemon]`: how the daemon runs attempts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSettings {
-    /// Seconds an attempt may stay open (the human's time to answer).
-    pub session_timeout: u64,
+    /// How long a person has to answer.
+    pub session_timeout: Span,
     /// Attempts open at once across all callers; more are refused.
     pub max_sessions: usize,
+    /// Where login sessions are recorded (their source address and start).
+    pub utmp: PathBuf,
 }
 
 impl Default for DaemonSettings {
     fn default() -> Self {
         Self {
-            session_timeout: 120,
+            session_timeout: Span(std::time::Duration::from_secs(120)),
             max_sessions: 256,
+            utmp: PathBuf::from("/var/run/utmp"),
         }
     }
 }
@@ -115,8 +166,6 @@ impl Default for DaemonSettings {
 pub struct TotpSettings {
     /// Time steps accepted either side of now (clock skew).
     pub window: u8,
-    /// Wrong codes allowed in one attempt before it ends with "too many tries".
-    pub max_tries: u32,
     /// Issuer shown by authenticator apps.
     pub issuer: String,
 }
@@ -125,51 +174,182 @@ impl Default for TotpSettings {
     fn default() -> Self {
         Self {
             window: 1,
-            max_tries: 3,
             issuer: "stepup".to_owned(),
         }
     }
 }
 
-/// `[defaults]`: the verdict when no rule matches, and the roll-out switch.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    action: Option<Action>,
+    methods: Option<Vec<Method>>,
+    grace: Option<Span>,
+    grace_scope: Option<Scope>,
+    max_tries: Option<u32>,
+    message: Option<String>,
+    report_only: Option<bool>,
+    time_zone: Option<Zone>,
+}
+
+/// `[defaults]`: the verdict when no rule matches, and the values rules
+/// inherit when they do not say otherwise.
+#[derive(Debug, Clone)]
 pub struct Defaults {
     pub action: Action,
     pub methods: Vec<Method>,
+    pub grace: Span,
+    pub grace_scope: Scope,
+    /// Wrong answers allowed in one attempt.
+    pub max_tries: u32,
+    /// Shown to the user on `deny`.
+    pub message: String,
     /// Evaluate and log everything, but never challenge or deny.
     pub report_only: bool,
+    /// Zone for `time_in` / `time_not_in`.
+    pub time_zone: Zone,
 }
 
-impl Default for Defaults {
-    fn default() -> Self {
+pub const DEFAULT_DENY_MESSAGE: &str = "Access denied by policy.";
+
+impl Defaults {
+    fn resolve(raw: RawDefaults) -> Self {
         Self {
-            action: Action::StepUp,
-            methods: vec![Method::Totp],
-            report_only: false,
+            action: raw.action.unwrap_or(Action::StepUp),
+            methods: raw.methods.unwrap_or_else(|| vec![Method::Totp]),
+            grace: raw.grace.unwrap_or_default(),
+            grace_scope: raw.grace_scope.unwrap_or_default(),
+            max_tries: raw.max_tries.unwrap_or(3),
+            message: raw.message.unwrap_or_else(|| DEFAULT_DENY_MESSAGE.to_owned()),
+            report_only: raw.report_only.unwrap_or(false),
+            time_zone: raw.time_zone.unwrap_or_else(Zone::system),
         }
     }
 }
 
-/// One `[[rule]]`. All the conditions it names must hold; an absent condition holds.
-#[derive(Debug, Clone, Deserialize)]
+/// `recent_failures = { at_least = 3, within = "15m" }`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RecentFailures {
+    pub at_least: u32,
+    pub within: Span,
+}
+
+/// `stepped_up_within = { within = "10m", scope = "tty" }`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteppedUpWithin {
+    pub within: Span,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// `session_age = { over = "8h" }` and/or `{ under = "5m" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionAge {
+    pub over: Option<Span>,
+    pub under: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    #[serde(default)]
+    service: Vec<String>,
+    #[serde(default)]
+    not_service: Vec<String>,
+    #[serde(default)]
+    user: Vec<String>,
+    #[serde(default)]
+    not_user: Vec<String>,
+    #[serde(default)]
+    ruser: Vec<String>,
+    #[serde(default)]
+    group: Vec<String>,
+    #[serde(default)]
+    not_group: Vec<String>,
+    #[serde(default)]
+    tty: Vec<Glob>,
+    #[serde(default)]
+    not_tty: Vec<Glob>,
+    remote: Option<bool>,
+    #[serde(default)]
+    rhost_in: Vec<HostPattern>,
+    #[serde(default)]
+    rhost_not_in: Vec<HostPattern>,
+    #[serde(default)]
+    time_in: Vec<Window>,
+    #[serde(default)]
+    time_not_in: Vec<Window>,
+    time_zone: Option<Zone>,
+    new_rhost: Option<Span>,
+    recent_failures: Option<RecentFailures>,
+    stepped_up_within: Option<SteppedUpWithin>,
+    session_age: Option<SessionAge>,
+    action: Action,
+    methods: Option<Vec<Method>>,
+    grace: Option<Span>,
+    grace_scope: Option<Scope>,
+    max_tries: Option<u32>,
+    message: Option<String>,
+    report_only: Option<bool>,
+}
+
+/// The conditions of a rule. All that are set must hold; an empty list or
+/// `None` is "not constrained".
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    /// PAM service names (`sudo`, `su`, `sshd`…).
+    pub service: Vec<String>,
+    pub not_service: Vec<String>,
+    /// PAM_USER: the account being authenticated (for `su`, the target).
+    pub user: Vec<String>,
+    pub not_user: Vec<String>,
+    /// PAM_RUSER: the caller, where the service reports one (`su`, `sudo`).
+    pub ruser: Vec<String>,
+    /// Groups of PAM_USER, primary and supplementary, from NSS.
+    pub group: Vec<String>,
+    pub not_group: Vec<String>,
+    /// Globs over PAM_TTY.
+    pub tty: Vec<Glob>,
+    pub not_tty: Vec<Glob>,
+    /// True: only remote attempts; false: only local ones.
+    pub remote: Option<bool>,
+    pub rhost_in: Vec<HostPattern>,
+    pub rhost_not_in: Vec<HostPattern>,
+    pub time_in: Vec<Window>,
+    pub time_not_in: Vec<Window>,
+    pub time_zone: Zone,
+    /// Holds when the attempt's source was not seen for this user within this long.
+    pub new_rhost: Option<Span>,
+    pub recent_failures: Option<RecentFailures>,
+    pub stepped_up_within: Option<SteppedUpWithin>,
+    pub session_age: Option<SessionAge>,
+}
+
+/// One `[[rule]]`, with the defaults filled in.
+#[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
-    /// PAM service names (`sudo`, `su`, `sshd`…).
-    #[serde(default)]
-    pub service: Vec<String>,
-    /// User names (the PAM user the attempt is for).
-    #[serde(default)]
-    pub user: Vec<String>,
-    /// True: only remote attempts (PAM_RHOST set, or tty `ssh`); false: only local ones.
-    pub remote: Option<bool>,
-    pub action: Action,
-    /// Methods in order of preference; defaults to `[defaults] methods`.
-    pub methods: Option<Vec<Method>>,
-    /// Where the rule came from, for messages (filled in by the loader).
-    #[serde(skip)]
+    /// `file:line:col` of the rule, for messages.
     pub origin: String,
+    pub when: Conditions,
+    pub action: Action,
+    pub methods: Vec<Method>,
+    pub grace: Span,
+    pub grace_scope: Scope,
+    pub max_tries: u32,
+    pub message: String,
+    /// This rule only reports (or everything does).
+    pub report_only: bool,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Self::system()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,28 +360,53 @@ struct MainFile {
     #[serde(default)]
     totp: TotpSettings,
     #[serde(default)]
-    defaults: Defaults,
+    subject: BTreeMap<String, SubjectItem>,
     #[serde(default)]
-    rule: Vec<toml::Spanned<Rule>>,
+    defaults: RawDefaults,
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RawRule>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DropInFile {
     #[serde(default)]
-    rule: Vec<toml::Spanned<Rule>>,
+    rule: Vec<toml::Spanned<RawRule>>,
 }
+
+/// Services whose factor is the caller's (PAM_RUSER) unless `[subject]` says otherwise.
+pub const DEFAULT_RUSER_SERVICES: [&str; 2] = ["su", "su-l"];
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub daemon: DaemonSettings,
     pub totp: TotpSettings,
+    /// Service → whose factor; services not listed use PAM_USER.
+    pub subject: BTreeMap<String, SubjectItem>,
     pub defaults: Defaults,
     /// Main file's rules first, then each drop-in's, in lexical file order.
     pub rules: Vec<Rule>,
+    /// What applies when no rule matches: `[defaults]` as a rule named
+    /// `(default)` with no conditions.
+    pub fallback: Rule,
     /// Files this configuration was read from, in order.
     pub files: Vec<PathBuf>,
+    /// SHA-256 over the files' names and contents, in order (hex).
+    pub hash: String,
+}
+
+/// Something `stepupctl check` should point out although the config loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub origin: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: warning: {}", self.origin, self.message)
+    }
 }
 
 impl Config {
@@ -209,11 +414,7 @@ impl Config {
     /// are not root-owned or are writable by group or others.
     pub fn load_dir(dir: &Path) -> Result<Self, ConfigError> {
         let main_path = dir.join(MAIN_FILE);
-        let text = read_trusted(&main_path)?;
-        let main: MainFile = parse(&main_path, &text)?;
-        let mut files = vec![main_path.clone()];
-        let mut rules = take_rules(&main_path, &text, main.rule)?;
-
+        let mut sources = vec![(main_path.clone(), read_trusted(&main_path)?)];
         let drop_in_dir = dir.join(DROP_IN_DIR);
         if drop_in_dir.exists() {
             check_trusted(&drop_in_dir)?;
@@ -228,37 +429,81 @@ impl Config {
             paths.sort();
             for path in paths {
                 let text = read_trusted(&path)?;
-                let drop_in: DropInFile = parse(&path, &text)?;
-                rules.extend(take_rules(&path, &text, drop_in.rule)?);
-                files.push(path);
+                sources.push((path, text));
             }
         }
-
-        let config = Self {
-            daemon: main.daemon,
-            totp: main.totp,
-            defaults: main.defaults,
-            rules,
-            files,
-        };
-        config.validate(&main_path, &text)?;
-        Ok(config)
+        Self::from_sources(&sources)
     }
 
     /// Parse one main file's text without touching the file system (for tests
     /// and the built-in demo policy).
     pub fn from_str_named(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let main: MainFile = parse(path, text)?;
-        let rules = take_rules(path, text, main.rule)?;
+        Self::from_sources(&[(path.to_owned(), text.to_owned())])
+    }
+
+    /// The main file first, then drop-ins, as (path, text).
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Self, ConfigError> {
+        let Some(((main_path, main_text), drop_ins)) = sources.split_first() else {
+            return Err(ConfigError::Invalid {
+                location: Location::at(Path::new(MAIN_FILE), "", 0),
+                message: "no configuration file".into(),
+            });
+        };
+        let main: MainFile = parse(main_path, main_text)?;
+        let defaults = Defaults::resolve(main.defaults);
+        let mut rules = resolve_rules(main_path, main_text, main.rule, &defaults)?;
+        for (path, text) in drop_ins {
+            let drop_in: DropInFile = parse(path, text)?;
+            rules.extend(resolve_rules(path, text, drop_in.rule, &defaults)?);
+        }
+        let mut subject: BTreeMap<String, SubjectItem> = DEFAULT_RUSER_SERVICES
+            .iter()
+            .map(|s| ((*s).to_owned(), SubjectItem::Ruser))
+            .collect();
+        subject.extend(main.subject);
+
+        let mut hasher = Sha256::new();
+        for (path, text) in sources {
+            hasher.update(path.as_os_str().as_encoded_bytes());
+            hasher.update([0]);
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+
+        let fallback = Rule {
+            name: "(default)".to_owned(),
+            origin: format!("{}:[defaults]", main_path.display()),
+            when: Conditions::default(),
+            action: defaults.action,
+            methods: defaults.methods.clone(),
+            grace: defaults.grace,
+            grace_scope: defaults.grace_scope,
+            max_tries: defaults.max_tries,
+            message: defaults.message.clone(),
+            report_only: defaults.report_only,
+        };
         let config = Self {
             daemon: main.daemon,
             totp: main.totp,
-            defaults: main.defaults,
+            subject,
+            defaults,
             rules,
-            files: vec![path.to_owned()],
+            fallback,
+            files: sources.iter().map(|(p, _)| p.clone()).collect(),
+            hash,
         };
-        config.validate(path, text)?;
+        config.validate(main_path, main_text)?;
         Ok(config)
+    }
+
+    /// Whose factor an attempt on `service` needs.
+    pub fn subject_item(&self, service: &str) -> SubjectItem {
+        self.subject.get(service).copied().unwrap_or(SubjectItem::User)
     }
 
     fn validate(&self, main_path: &Path, main_text: &str) -> Result<(), ConfigError> {
@@ -271,17 +516,100 @@ impl Config {
                 "[defaults] action = \"step_up\" needs at least one entry in methods".into(),
             ));
         }
-        if self.daemon.session_timeout == 0 || self.daemon.max_sessions == 0 {
+        if self.daemon.session_timeout.0.is_zero() || self.daemon.max_sessions == 0 {
             return Err(whole_file(
                 "[daemon] session_timeout and max_sessions must be greater than 0".into(),
             ));
         }
-        if self.totp.max_tries == 0 || self.totp.window > 10 {
+        if self.defaults.max_tries == 0 || self.totp.window > 10 {
             return Err(whole_file(
-                "[totp] max_tries must be at least 1 and window at most 10".into(),
+                "[defaults] max_tries must be at least 1 and [totp] window at most 10".into(),
             ));
         }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for rule in &self.rules {
+            if let Some(first) = seen.insert(&rule.name, &rule.origin) {
+                return Err(ConfigError::Invalid {
+                    location: parse_origin(&rule.origin),
+                    message: format!(
+                        "rule name {:?} is already used at {first}; names must be unique (explain and the audit trail refer to them)",
+                        rule.name
+                    ),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// What `stepupctl check` warns about: rules that can never match, and a
+    /// policy that denies everyone.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        for (i, later) in self.rules.iter().enumerate() {
+            if let Some(earlier) = self.rules[..i].iter().find(|e| shadows(&e.when, &later.when)) {
+                warnings.push(Warning {
+                    origin: later.origin.clone(),
+                    message: format!(
+                        "rule {:?} can never match: rule {:?} ({}) matches every attempt it would",
+                        later.name, earlier.name, earlier.origin
+                    ),
+                });
+            }
+        }
+        let any_way_in = self.rules.iter().any(|r| r.action != Action::Deny);
+        if self.defaults.action == Action::Deny && !any_way_in {
+            warnings.push(Warning {
+                origin: self.files.first().map(|p| p.display().to_string()).unwrap_or_default(),
+                message: "the default is deny and no rule allows or steps up: every attempt through pam_stepup is refused".into(),
+            });
+        }
+        warnings
+    }
+}
+
+/// Does `a` match every attempt that `b` matches? Conservative: only says
+/// yes when each condition `a` sets is set in `b` at least as narrowly.
+fn shadows(a: &Conditions, b: &Conditions) -> bool {
+    fn within<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+        a.is_empty() || (!b.is_empty() && b.iter().all(|x| a.contains(x)))
+    }
+    fn superset<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+        // a excludes X: b must exclude at least X too.
+        a.iter().all(|x| b.contains(x))
+    }
+    fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+        a.is_none() || a == b
+    }
+    let time_ok = (a.time_in.is_empty() && a.time_not_in.is_empty())
+        || (a.time_in == b.time_in && a.time_not_in == b.time_not_in && a.time_zone.name == b.time_zone.name);
+    within(&a.service, &b.service)
+        && superset(&a.not_service, &b.not_service)
+        && within(&a.user, &b.user)
+        && superset(&a.not_user, &b.not_user)
+        && within(&a.ruser, &b.ruser)
+        && (a.group.is_empty() || a.group == b.group)
+        && superset(&a.not_group, &b.not_group)
+        && (a.tty.is_empty() || a.tty == b.tty)
+        && (a.not_tty.is_empty() || a.not_tty == b.not_tty)
+        && same(&a.remote, &b.remote)
+        && (a.rhost_in.is_empty() || a.rhost_in == b.rhost_in)
+        && (a.rhost_not_in.is_empty() || a.rhost_not_in == b.rhost_not_in)
+        && time_ok
+        && same(&a.new_rhost, &b.new_rhost)
+        && same(&a.recent_failures, &b.recent_failures)
+        && same(&a.stepped_up_within, &b.stepped_up_within)
+        && same(&a.session_age, &b.session_age)
+}
+
+fn parse_origin(origin: &str) -> Location {
+    let mut parts = origin.rsplitn(3, ':');
+    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(1);
+    let path = parts.next().unwrap_or(origin);
+    Location {
+        path: PathBuf::from(path),
+        line,
+        column,
     }
 }
 
@@ -295,32 +623,94 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, C
     })
 }
 
-fn take_rules(
+fn resolve_rules(
     path: &Path,
     text: &str,
-    spanned: Vec<toml::Spanned<Rule>>,
+    spanned: Vec<toml::Spanned<RawRule>>,
+    defaults: &Defaults,
 ) -> Result<Vec<Rule>, ConfigError> {
     let mut rules = Vec::with_capacity(spanned.len());
     for item in spanned {
         let location = Location::at(path, text, item.span().start);
-        let mut rule = item.into_inner();
-        if rule.name.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                location,
-                message: "rule name must not be empty".into(),
-            });
+        let raw = item.into_inner();
+        let invalid = |message: String| ConfigError::Invalid {
+            location: location.clone(),
+            message,
+        };
+        if raw.name.trim().is_empty() {
+            return Err(invalid("rule name must not be empty".into()));
         }
-        if rule.action == Action::StepUp && rule.methods.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ConfigError::Invalid {
-                location,
-                message: format!(
-                    "rule {:?}: action = \"step_up\" with an empty methods list",
-                    rule.name
-                ),
-            });
+        let methods = raw.methods.clone().unwrap_or_else(|| defaults.methods.clone());
+        if raw.action == Action::StepUp && methods.is_empty() {
+            return Err(invalid(format!(
+                "rule {:?}: action = \"step_up\" with an empty methods list",
+                raw.name
+            )));
         }
-        rule.origin = location.to_string();
-        rules.push(rule);
+        if raw.max_tries == Some(0) {
+            return Err(invalid(format!("rule {:?}: max_tries must be at least 1", raw.name)));
+        }
+        if raw.action != Action::StepUp
+            && (raw.methods.is_some() || raw.grace.is_some() || raw.grace_scope.is_some() || raw.max_tries.is_some())
+        {
+            return Err(invalid(format!(
+                "rule {:?}: methods, grace, grace_scope and max_tries only apply to action = \"step_up\"",
+                raw.name
+            )));
+        }
+        if raw.action != Action::Deny && raw.message.is_some() {
+            return Err(invalid(format!(
+                "rule {:?}: message only applies to action = \"deny\"",
+                raw.name
+            )));
+        }
+        if let Some(age) = raw.session_age
+            && age.over.is_none()
+            && age.under.is_none()
+        {
+            return Err(invalid(format!(
+                "rule {:?}: session_age needs `over` or `under`",
+                raw.name
+            )));
+        }
+        if raw.recent_failures.is_some_and(|f| f.at_least == 0) {
+            return Err(invalid(format!(
+                "rule {:?}: recent_failures.at_least must be at least 1 (0 would always hold)",
+                raw.name
+            )));
+        }
+        rules.push(Rule {
+            name: raw.name,
+            origin: location.to_string(),
+            when: Conditions {
+                service: raw.service,
+                not_service: raw.not_service,
+                user: raw.user,
+                not_user: raw.not_user,
+                ruser: raw.ruser,
+                group: raw.group,
+                not_group: raw.not_group,
+                tty: raw.tty,
+                not_tty: raw.not_tty,
+                remote: raw.remote,
+                rhost_in: raw.rhost_in,
+                rhost_not_in: raw.rhost_not_in,
+                time_in: raw.time_in,
+                time_not_in: raw.time_not_in,
+                time_zone: raw.time_zone.unwrap_or_else(|| defaults.time_zone.clone()),
+                new_rhost: raw.new_rhost,
+                recent_failures: raw.recent_failures,
+                stepped_up_within: raw.stepped_up_within,
+                session_age: raw.session_age,
+            },
+            action: raw.action,
+            methods,
+            grace: raw.grace.unwrap_or(defaults.grace),
+            grace_scope: raw.grace_scope.unwrap_or(defaults.grace_scope),
+            max_tries: raw.max_tries.unwrap_or(defaults.max_tries),
+            message: raw.message.unwrap_or_else(|| defaults.message.clone()),
+            report_only: raw.report_only.unwrap_or(false) || defaults.report_only,
+        });
     }
     Ok(rules)
 }

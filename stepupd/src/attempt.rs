@@ -7,18 +7,21 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use jiff::Timestamp;
+use serde::Serialize;
 use stepup_common::{DaemonError, StepKind};
-use stepup_config::{Config, Method};
+use stepup_config::{Action, Config, Method, Rule, Scope, SubjectItem};
 use zeroize::Zeroizing;
 
 use crate::audit;
 use crate::context::AttemptContext;
 use crate::factors::totp::{self, Verdict as TotpVerdict};
-use crate::policy::{self, Verdict};
+use crate::policy::{self, Attempt, Lookups, Origin, RuleTrace};
 use crate::sessions::{Session, SessionTable, Stage};
-use crate::store::{HistoryEntry, Store, StoreError, TotpCredential};
+use crate::store::{HistoryColumn, HistoryEntry, Store, StoreError, TotpCredential};
+use crate::utmp;
 
 /// One step for the module: an empty session id goes with a final kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +44,7 @@ impl Step {
 pub const CODE_PROMPT: &str = "Verification code: ";
 
 pub struct Engine {
-    config: RwLock<Arc<Config>>,
+    config: RwLock<(Arc<Config>, Timestamp)>,
     store: Mutex<Store>,
     sessions: Mutex<SessionTable>,
     pub config_dir: PathBuf,
@@ -68,7 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Engine {
     pub fn new(config: Config, store: Store, config_dir: PathBuf) -> Self {
         Self {
-            config: RwLock::new(Arc::new(config)),
+            config: RwLock::new((Arc::new(config), Timestamp::now())),
             store: Mutex::new(store),
             sessions: Mutex::new(SessionTable::default()),
             config_dir,
@@ -80,7 +83,37 @@ impl Engine {
         self.config
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
             .clone()
+    }
+
+    /// When the policy in force was loaded.
+    pub fn config_loaded_at(&self) -> Timestamp {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+    }
+
+    /// Re-read the config directory. Only a fully valid configuration
+    /// replaces the one in force; otherwise it stays and the reason is logged.
+    pub fn reload(&self) -> Result<Arc<Config>, stepup_config::ConfigError> {
+        match Config::load_dir(&self.config_dir) {
+            Ok(config) => {
+                let rules = config.rules.len().to_string();
+                let hash = config.hash.clone();
+                self.replace_config(config);
+                audit::event("config_loaded", &[("rules", &rules), ("hash", &hash)]);
+                Ok(self.config())
+            }
+            Err(e) => {
+                audit::event(
+                    "config_rejected",
+                    &[("error", &e.to_string()), ("kept", &self.config().hash)],
+                );
+                Err(e)
+            }
+        }
     }
 
     /// Swap in a new, fully validated configuration.
@@ -88,67 +121,137 @@ impl Engine {
         *self
             .config
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(config), Timestamp::now());
     }
 
-    fn record(&self, ctx: &AttemptContext, method: &str, outcome: &str) -> Result<(), DaemonError> {
+    fn record(&self, who: &Who, method: &str, outcome: &str) -> Result<(), DaemonError> {
         lock(&self.store)
             .record(&HistoryEntry {
                 time: unix_now(),
-                user: ctx.subject().to_owned(),
-                service: ctx.service.clone(),
-                tty: ctx.tty.clone(),
-                rhost: ctx.rhost.clone(),
+                user: who.subject.clone(),
+                service: who.service.clone(),
+                tty: who.tty.clone(),
+                rhost: who.rhost.clone(),
                 method: method.to_owned(),
                 outcome: outcome.to_owned(),
             })
             .map_err(failed)
     }
 
+    /// Remember that `who` was let in from their source (for `new_rhost`).
+    fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
+        if who.rhost.is_empty() {
+            return Ok(());
+        }
+        lock(&self.store)
+            .mark_source_seen(&who.subject, &who.rhost, unix_now())
+            .map_err(failed)
+    }
+
+    /// Where the attempt came from: PAM_RHOST, else the tty's login session in utmp.
+    fn origin_of(&self, config: &Config, ctx: &AttemptContext) -> Origin {
+        let session = if ctx.tty.is_empty() || ctx.tty == "ssh" {
+            Ok(None)
+        } else {
+            utmp::session_for_tty(&config.daemon.utmp, &ctx.tty)
+        };
+        let session = session.unwrap_or_else(|e| {
+            audit::event("utmp_unusable", &[("error", &e.to_string())]);
+            None
+        });
+        let (rhost, rhost_source) = if !ctx.rhost.is_empty() {
+            (ctx.rhost.clone(), "PAM_RHOST".to_owned())
+        } else {
+            match &session {
+                Some(s) if utmp::is_remote_host(&s.host) => (
+                    s.host.clone(),
+                    format!("utmp: {} logged in on {} from {}", s.user, ctx.tty, s.host),
+                ),
+                _ => (String::new(), "none: no PAM_RHOST and no remote login on this tty".to_owned()),
+            }
+        };
+        Origin {
+            remote: !rhost.is_empty() || ctx.tty == "ssh",
+            rhost,
+            rhost_source,
+            session_started: session.as_ref().map(|s| s.started),
+            session_source: match &session {
+                Some(s) => format!("utmp: {} on {}", s.user, ctx.tty),
+                None => "unknown".to_owned(),
+            },
+        }
+    }
+
+    /// Evaluate the policy for an attempt: (rule, when grace was earned if it applies).
+    fn evaluate<'c>(
+        &self,
+        config: &'c Config,
+        attempt: &Attempt<'_>,
+    ) -> Result<(&'c Rule, Option<u64>), DaemonError> {
+        let mut lookups = StoreLookups::new(&self.store);
+        let rule = policy::decide(config, attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let grace = grace_earned(rule, attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        Ok((rule, grace))
+    }
+
     pub fn begin(&self, owner: &str, ctx: AttemptContext) -> Result<Step, DaemonError> {
         let config = self.config();
-        let decision = policy::evaluate(&config, &ctx);
-        let verdict_name = match &decision.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny",
-            Verdict::StepUp { .. } => "step_up",
+        let origin = self.origin_of(&config, &ctx);
+        let subject = subject_of(&config, &ctx).to_owned();
+        let attempt = Attempt {
+            context: &ctx,
+            subject: &subject,
+            origin: &origin,
+            now: Timestamp::now(),
+        };
+        let (rule, grace) = self.evaluate(&config, &attempt)?;
+        let who = Who {
+            subject: subject.clone(),
+            service: ctx.service.clone(),
+            tty: ctx.tty.clone(),
+            rhost: origin.rhost.clone(),
         };
         audit::event(
             "decision",
             &[
                 ("user", &ctx.user),
-                ("subject", ctx.subject()),
+                ("subject", &subject),
                 ("service", &ctx.service),
                 ("tty", &ctx.tty),
-                ("rhost", &ctx.rhost),
-                ("rule", decision.rule_name()),
-                ("verdict", verdict_name),
-                (
-                    "report_only",
-                    if decision.report_only {
-                        "true"
-                    } else {
-                        "false"
-                    },
-                ),
+                ("rhost", &origin.rhost),
+                ("rule", &rule.name),
+                ("verdict", rule.action.as_str()),
+                ("grace", if grace.is_some() { "true" } else { "false" }),
+                ("report_only", if rule.report_only { "true" } else { "false" }),
             ],
         );
-        if decision.report_only {
+        if rule.report_only {
+            self.let_in(&who)?;
             return Ok(Step::done(StepKind::Allow, ""));
         }
-        match &decision.verdict {
-            Verdict::Allow => Ok(Step::done(StepKind::Allow, "")),
-            Verdict::Deny => Ok(Step::done(StepKind::Deny, "Access denied by policy.")),
-            Verdict::StepUp { methods } => {
+        match rule.action {
+            Action::Allow => {
+                self.let_in(&who)?;
+                Ok(Step::done(StepKind::Allow, ""))
+            }
+            Action::Deny => Ok(Step::done(StepKind::Deny, rule.message.clone())),
+            Action::StepUp if grace.is_some() => {
+                audit::event(
+                    "grace_used",
+                    &[("subject", &subject), ("rule", &rule.name), ("scope", rule.grace_scope.as_str())],
+                );
+                self.let_in(&who)?;
+                Ok(Step::done(StepKind::Allow, ""))
+            }
+            Action::StepUp => {
                 // Only TOTP exists so far; the method list is kept for when more do.
-                debug_assert!(methods.contains(&Method::Totp));
-                let subject = ctx.subject().to_owned();
+                debug_assert!(rule.methods.contains(&Method::Totp));
                 let enrolled = !lock(&self.store)
                     .totp_credentials(&subject)
                     .map_err(failed)?
                     .is_empty();
                 if !enrolled {
-                    self.record(&ctx, "totp", "not_enrolled")?;
+                    self.record(&who, "totp", "not_enrolled")?;
                     audit::event(
                         "factor_failed",
                         &[("subject", &subject), ("reason", "not_enrolled")],
@@ -162,9 +265,10 @@ impl Engine {
                 }
                 let session = Session {
                     owner: owner.to_owned(),
-                    deadline: Instant::now() + Duration::from_secs(config.daemon.session_timeout),
-                    context: ctx,
-                    rule: decision.rule_name().to_owned(),
+                    deadline: Instant::now() + config.daemon.session_timeout.0,
+                    who,
+                    rule: rule.name.clone(),
+                    max_tries: rule.max_tries,
                     stage: Stage::AwaitingCode,
                     failures: 0,
                 };
@@ -184,6 +288,64 @@ impl Engine {
         }
     }
 
+    /// A dry run of the policy for `ctx` at `at` (default now): every rule
+    /// and condition, the verdict, grace, and the factors that would be
+    /// offered. Changes nothing.
+    pub fn explain(&self, ctx: AttemptContext, at: Option<Timestamp>) -> Result<Explanation, DaemonError> {
+        let config = self.config();
+        let origin = self.origin_of(&config, &ctx);
+        let subject = subject_of(&config, &ctx).to_owned();
+        let attempt = Attempt {
+            context: &ctx,
+            subject: &subject,
+            origin: &origin,
+            now: at.unwrap_or_else(Timestamp::now),
+        };
+        let mut lookups = StoreLookups::new(&self.store);
+        let (rule, rules) = policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let enrolled: Vec<EnrolledFactor> = lock(&self.store)
+            .list(&subject)
+            .map_err(failed)?
+            .into_iter()
+            .map(|c| EnrolledFactor {
+                offered: rule.action == Action::StepUp && rule.methods.iter().any(|m| m.as_str() == c.method),
+                id: c.id,
+                method: c.method,
+                label: c.label,
+            })
+            .collect();
+        let verdict = if rule.report_only {
+            format!("allow (report-only; would {})", rule.action.as_str())
+        } else if rule.action == Action::StepUp && grace.is_some() {
+            "allow (grace from an earlier step-up)".to_owned()
+        } else {
+            rule.action.as_str().to_owned()
+        };
+        Ok(Explanation {
+            at: attempt.now.to_string(),
+            service: ctx.service.clone(),
+            user: ctx.user.clone(),
+            ruser: ctx.ruser.clone(),
+            tty: ctx.tty.clone(),
+            subject: subject.clone(),
+            origin: origin.clone(),
+            rules,
+            decided_by: rule.name.clone(),
+            action: rule.action.as_str().to_owned(),
+            report_only: rule.report_only,
+            verdict,
+            message: (rule.action == Action::Deny).then(|| rule.message.clone()),
+            methods: rule.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+            grace: rule.grace.to_string(),
+            grace_scope: rule.grace_scope.as_str().to_owned(),
+            grace_applies: grace.is_some(),
+            max_tries: rule.max_tries,
+            enrolled,
+            policy_hash: config.hash.clone(),
+        })
+    }
+
     pub fn respond(
         &self,
         owner: &str,
@@ -200,11 +362,11 @@ impl Engine {
                 .remove(id, owner)
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
             drop(sessions);
-            self.record(&session.context, "totp", "timeout")?;
+            self.record(&session.who, "totp", "timeout")?;
             audit::event(
                 "factor_failed",
                 &[
-                    ("subject", session.context.subject()),
+                    ("subject", &session.who.subject),
                     ("reason", "timeout"),
                 ],
             );
@@ -219,7 +381,7 @@ impl Engine {
             });
         }
 
-        let subject = session.context.subject().to_owned();
+        let subject = session.who.subject.clone();
         let (outcome, message) = {
             let mut store = lock(&self.store);
             let creds = store.totp_credentials(&subject).map_err(failed)?;
@@ -233,7 +395,8 @@ impl Engine {
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
             drop(sessions);
             // On disk before `allow` leaves the daemon.
-            self.record(&session.context, "totp", "success")?;
+            self.record(&session.who, "totp", "success")?;
+            self.let_in(&session.who)?;
             audit::event(
                 "factor_succeeded",
                 &[
@@ -247,15 +410,15 @@ impl Engine {
         }
 
         session.failures += 1;
-        let context = session.context.clone();
-        let exhausted = session.failures >= config.totp.max_tries;
+        let who = session.who.clone();
+        let exhausted = session.failures >= session.max_tries;
         if exhausted {
             let _ = sessions.remove(id, owner);
         } else {
             session.stage = Stage::ShowedError;
         }
         drop(sessions);
-        self.record(&context, "totp", outcome)?;
+        self.record(&who, "totp", outcome)?;
         audit::event(
             "factor_failed",
             &[
@@ -265,7 +428,7 @@ impl Engine {
             ],
         );
         if exhausted {
-            self.record(&context, "totp", "too_many_tries")?;
+            self.record(&who, "totp", "too_many_tries")?;
             audit::event(
                 "factor_failed",
                 &[("subject", &subject), ("reason", "too_many_tries")],
@@ -290,10 +453,10 @@ impl Engine {
     }
 
     fn abandon(&self, session: &Session, reason: &str) -> Result<(), DaemonError> {
-        self.record(&session.context, "totp", reason)?;
+        self.record(&session.who, "totp", reason)?;
         audit::event(
             "factor_failed",
-            &[("subject", session.context.subject()), ("reason", reason)],
+            &[("subject", &session.who.subject), ("reason", reason)],
         );
         Ok(())
     }
@@ -420,4 +583,137 @@ pub fn validate_user_name(user: &str) -> Result<(), DaemonError> {
             "invalid user name {user:?}"
         )))
     }
+}
+
+/// Who an attempt is about, as history records it (rhost is the effective
+/// one: PAM_RHOST or the tty's login session).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    pub subject: String,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+/// The account whose factor must be proved: PAM_RUSER for services
+/// configured so (`su`, `su-l` by default), PAM_USER otherwise.
+pub fn subject_of<'a>(config: &Config, ctx: &'a AttemptContext) -> &'a str {
+    match config.subject_item(&ctx.service) {
+        SubjectItem::Ruser if !ctx.ruser.is_empty() => &ctx.ruser,
+        _ => &ctx.user,
+    }
+}
+
+/// When grace was earned, if the deciding rule steps up and a success in
+/// its scope is recent enough.
+fn grace_earned(rule: &Rule, attempt: &Attempt<'_>, lookups: &mut dyn Lookups) -> Result<Option<u64>, String> {
+    if rule.action != Action::StepUp || rule.grace.0.is_zero() {
+        return Ok(None);
+    }
+    let since = u64::try_from(attempt.now.as_second())
+        .unwrap_or(0)
+        .saturating_sub(rule.grace.0.as_secs());
+    lookups.last_success(attempt.subject, since, rule.grace_scope, attempt)
+}
+
+/// NSS and the store, for policy evaluation; groups are looked up once per attempt.
+struct StoreLookups<'e> {
+    store: &'e Mutex<Store>,
+    groups: Option<(String, Option<Vec<String>>)>,
+}
+
+impl<'e> StoreLookups<'e> {
+    fn new(store: &'e Mutex<Store>) -> Self {
+        Self { store, groups: None }
+    }
+}
+
+impl Lookups for StoreLookups<'_> {
+    fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String> {
+        if let Some((cached_user, groups)) = &self.groups
+            && cached_user == user
+        {
+            return Ok(groups.clone());
+        }
+        let groups = nss_groups(user)?;
+        self.groups = Some((user.to_owned(), groups.clone()));
+        Ok(groups)
+    }
+
+    fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
+        lock(self.store).source_last_seen(subject, rhost).map_err(|e| e.to_string())
+    }
+
+    fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
+        lock(self.store).failures_since(subject, since).map_err(|e| e.to_string())
+    }
+
+    fn last_success(
+        &mut self,
+        subject: &str,
+        since: u64,
+        scope: Scope,
+        attempt: &Attempt<'_>,
+    ) -> Result<Option<u64>, String> {
+        let same = match scope {
+            Scope::User => None,
+            // A grace bound to a terminal needs a terminal.
+            Scope::Tty if attempt.context.tty.is_empty() => return Ok(None),
+            Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
+            Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
+        };
+        lock(self.store).last_success(subject, since, same).map_err(|e| e.to_string())
+    }
+}
+
+/// The user's groups (primary and supplementary) from NSS; `None` if unknown.
+fn nss_groups(user: &str) -> Result<Option<Vec<String>>, String> {
+    use nix::unistd::{Group, User, getgrouplist};
+    let Some(account) = User::from_name(user).map_err(|e| format!("NSS lookup of {user:?}: {e}"))? else {
+        return Ok(None);
+    };
+    let name = std::ffi::CString::new(user).map_err(|_| format!("user name {user:?} contains NUL"))?;
+    let gids = getgrouplist(&name, account.gid).map_err(|e| format!("groups of {user:?}: {e}"))?;
+    let mut names = Vec::with_capacity(gids.len());
+    for gid in gids {
+        if let Ok(Some(group)) = Group::from_gid(gid) {
+            names.push(group.name);
+        }
+    }
+    Ok(Some(names))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrolledFactor {
+    pub id: String,
+    pub method: String,
+    pub label: String,
+    /// Would the deciding rule offer this factor?
+    pub offered: bool,
+}
+
+/// What `stepupctl explain` shows (serialized as JSON over the bus).
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub at: String,
+    pub service: String,
+    pub user: String,
+    pub ruser: String,
+    pub tty: String,
+    pub subject: String,
+    pub origin: Origin,
+    pub rules: Vec<RuleTrace>,
+    pub decided_by: String,
+    pub action: String,
+    pub report_only: bool,
+    /// What the module would actually get.
+    pub verdict: String,
+    pub message: Option<String>,
+    pub methods: Vec<String>,
+    pub grace: String,
+    pub grace_scope: String,
+    pub grace_applies: bool,
+    pub max_tries: u32,
+    pub enrolled: Vec<EnrolledFactor>,
+    pub policy_hash: String,
 }

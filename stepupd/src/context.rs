@@ -26,10 +26,6 @@ pub enum ContextError {
     Missing(&'static str),
 }
 
-/// Services where PAM_USER is the *target* account and the human at the
-/// keyboard is PAM_RUSER: the caller proves their own factor.
-const RUSER_SUBJECT_SERVICES: [&str; 3] = ["su", "su-l", "sudo-i"];
-
 impl AttemptContext {
     pub fn from_wire(map: HashMap<String, String>) -> Result<Self, ContextError> {
         let mut ctx = Self::default();
@@ -66,16 +62,6 @@ impl AttemptContext {
     pub fn is_remote(&self) -> bool {
         !self.rhost.is_empty() || self.tty == "ssh"
     }
-
-    /// The account whose factor must be proved. For `su` that is the caller
-    /// (PAM_RUSER), not the target account; everywhere else PAM_USER.
-    pub fn subject(&self) -> &str {
-        if RUSER_SUBJECT_SERVICES.contains(&self.service.as_str()) && !self.ruser.is_empty() {
-            &self.ruser
-        } else {
-            &self.user
-        }
-    }
 }
 
 #[cfg(test)]
@@ -87,24 +73,6 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
-    }
-
-    #[test]
-    fn su_subject_is_the_caller() {
-        let ctx = AttemptContext::from_wire(wire(&[
-            ("service", "su"),
-            ("user", "root"),
-            ("ruser", "alice"),
-        ]))
-        .unwrap();
-        assert_eq!(ctx.subject(), "alice");
-        let ctx = AttemptContext::from_wire(wire(&[
-            ("service", "sudo"),
-            ("user", "alice"),
-            ("ruser", "alice"),
-        ]))
-        .unwrap();
-        assert_eq!(ctx.subject(), "alice");
     }
 
     #[test]

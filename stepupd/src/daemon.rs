@@ -115,7 +115,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&engine, &options),
+            _ = hup.recv() => { let _ = engine.reload(); }
         }
     }
     watcher.abort();
@@ -123,20 +123,6 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let _ = connection.release_name(BUS_NAME).await;
     audit::event("daemon_stopped", &[]);
     Ok(())
-}
-
-fn reload(engine: &Engine, options: &Options) {
-    match Config::load_dir(&options.config_dir) {
-        Ok(config) => {
-            let rules = config.rules.len().to_string();
-            engine.replace_config(config);
-            audit::event("config_loaded", &[("rules", &rules)]);
-        }
-        Err(e) => audit::event(
-            "config_rejected",
-            &[("error", &e.to_string()), ("kept", "previous")],
-        ),
-    }
 }
 
 async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {

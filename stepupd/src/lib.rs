@@ -15,3 +15,4 @@ pub mod policy;
 pub mod service;
 pub mod sessions;
 pub mod store;
+pub mod utmp;

@@ -1,118 +1,303 @@
-//! First-match rule evaluation over an attempt's context.
+//! First-match rule evaluation over an attempt, with an optional trace of
+//! every condition for `explain`.
 //!
-//! Pure: no I/O, no clock, so `explain` and the live path give the same answer.
+//! No I/O of its own: the clock is in the [`Attempt`], and the questions that
+//! need NSS or the history go through [`Lookups`], asked lazily (only when a
+//! rule gets that far), so cheap conditions decide most attempts.
 
-use stepup_config::{Action, Config, Method, Rule};
+use std::fmt::Display;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use stepup_config::{Config, Rule, Scope};
 
 use crate::context::AttemptContext;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Allow,
-    Deny,
-    StepUp { methods: Vec<Method> },
+/// Where the attempt came from, and where each fact was learned.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Origin {
+    /// PAM_RHOST, or the remote host of the tty's login session from utmp.
+    pub rhost: String,
+    pub rhost_source: String,
+    /// Remote when `rhost` is set or the tty is `ssh`.
+    pub remote: bool,
+    /// Unix time the tty's login session began (utmp).
+    pub session_started: Option<i64>,
+    pub session_source: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub verdict: Verdict,
-    /// Name of the rule that matched; `None` for the default.
-    pub rule: Option<String>,
-    pub report_only: bool,
+/// Everything known about one attempt.
+pub struct Attempt<'a> {
+    pub context: &'a AttemptContext,
+    /// Whose factor (PAM_USER, or PAM_RUSER for `su`).
+    pub subject: &'a str,
+    pub origin: &'a Origin,
+    pub now: Timestamp,
 }
 
-impl Decision {
-    pub fn rule_name(&self) -> &str {
-        self.rule.as_deref().unwrap_or("(default)")
+impl Attempt<'_> {
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.now.as_second()).unwrap_or(0)
     }
 }
 
-fn matches(rule: &Rule, ctx: &AttemptContext) -> bool {
-    (rule.service.is_empty() || rule.service.contains(&ctx.service))
-        && (rule.user.is_empty() || rule.user.contains(&ctx.user))
-        && rule.remote.is_none_or(|remote| remote == ctx.is_remote())
+/// Answers that need NSS or the history. Errors are messages; an attempt
+/// whose policy cannot be evaluated fails.
+pub trait Lookups {
+    /// Names of the user's groups (primary and supplementary); `None` if the
+    /// user is unknown to NSS.
+    fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String>;
+    fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String>;
+    fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String>;
+    /// The latest successful step-up of `subject` at or after `since` in `scope`.
+    fn last_success(
+        &mut self,
+        subject: &str,
+        since: u64,
+        scope: Scope,
+        attempt: &Attempt<'_>,
+    ) -> Result<Option<u64>, String>;
 }
 
-fn verdict(action: Action, methods: &[Method]) -> Verdict {
-    match action {
-        Action::Allow => Verdict::Allow,
-        Action::Deny => Verdict::Deny,
-        Action::StepUp => Verdict::StepUp {
-            methods: methods.to_vec(),
-        },
+#[derive(Debug, Clone, Serialize)]
+pub struct ConditionTrace {
+    pub condition: &'static str,
+    pub holds: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    pub origin: String,
+    pub matched: bool,
+    pub conditions: Vec<ConditionTrace>,
+}
+
+struct Tracer<'t> {
+    trace: Option<&'t mut Vec<ConditionTrace>>,
+    all: bool,
+}
+
+impl Tracer<'_> {
+    /// Record one condition; false when evaluation of this rule can stop.
+    fn record(&mut self, condition: &'static str, holds: bool, detail: impl FnOnce() -> String) -> bool {
+        self.all &= holds;
+        match self.trace.as_deref_mut() {
+            Some(trace) => {
+                trace.push(ConditionTrace {
+                    condition,
+                    holds,
+                    detail: detail(),
+                });
+                true
+            }
+            None => holds,
+        }
     }
 }
 
-pub fn evaluate(config: &Config, ctx: &AttemptContext) -> Decision {
-    let report_only = config.defaults.report_only;
-    match config.rules.iter().find(|rule| matches(rule, ctx)) {
-        Some(rule) => Decision {
-            verdict: verdict(
-                rule.action,
-                rule.methods.as_deref().unwrap_or(&config.defaults.methods),
-            ),
-            rule: Some(rule.name.clone()),
-            report_only,
-        },
-        None => Decision {
-            verdict: verdict(config.defaults.action, &config.defaults.methods),
-            rule: None,
-            report_only,
-        },
+fn list<T: Display>(items: &[T]) -> String {
+    let inner: Vec<String> = items.iter().map(|i| format!("{i}")).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+fn is_in(holds: bool) -> &'static str {
+    if holds { "is in" } else { "is not in" }
+}
+
+fn ago(now: u64, then: u64) -> String {
+    format!("{}s ago", now.saturating_sub(then))
+}
+
+fn since(attempt: &Attempt<'_>, span: stepup_config::Span) -> u64 {
+    attempt.now_secs().saturating_sub(span.0.as_secs())
+}
+
+/// Evaluate one rule's conditions. With a trace, every condition is
+/// evaluated and recorded; without, evaluation stops at the first failure.
+fn check(
+    rule: &Rule,
+    attempt: &Attempt<'_>,
+    lookups: &mut dyn Lookups,
+    trace: Option<&mut Vec<ConditionTrace>>,
+) -> Result<bool, String> {
+    let w = &rule.when;
+    let ctx = attempt.context;
+    let mut t = Tracer { trace, all: true };
+    macro_rules! cond {
+        ($name:expr, $holds:expr, $detail:expr) => {
+            if !t.record($name, $holds, || $detail) {
+                return Ok(false);
+            }
+        };
     }
+
+    if !w.service.is_empty() {
+        let holds = w.service.contains(&ctx.service);
+        cond!("service", holds, format!("service {:?} {} {}", ctx.service, is_in(holds), list(&w.service)));
+    }
+    if !w.not_service.is_empty() {
+        let holds = !w.not_service.contains(&ctx.service);
+        cond!("not_service", holds, format!("service {:?} {} {}", ctx.service, is_in(!holds), list(&w.not_service)));
+    }
+    if !w.user.is_empty() {
+        let holds = w.user.contains(&ctx.user);
+        cond!("user", holds, format!("user {:?} {} {}", ctx.user, is_in(holds), list(&w.user)));
+    }
+    if !w.not_user.is_empty() {
+        let holds = !w.not_user.contains(&ctx.user);
+        cond!("not_user", holds, format!("user {:?} {} {}", ctx.user, is_in(!holds), list(&w.not_user)));
+    }
+    if !w.ruser.is_empty() {
+        let holds = w.ruser.contains(&ctx.ruser);
+        cond!("ruser", holds, format!("ruser {:?} {} {}", ctx.ruser, is_in(holds), list(&w.ruser)));
+    }
+    if !w.tty.is_empty() {
+        let holds = w.tty.iter().any(|g| g.matches(&ctx.tty));
+        cond!("tty", holds, format!("tty {:?} {} {}", ctx.tty, if holds { "matches" } else { "matches none of" }, list(&w.tty)));
+    }
+    if !w.not_tty.is_empty() {
+        let hit = w.not_tty.iter().any(|g| g.matches(&ctx.tty));
+        cond!("not_tty", !hit, format!("tty {:?} {} {}", ctx.tty, if hit { "matches" } else { "matches none of" }, list(&w.not_tty)));
+    }
+    let origin = attempt.origin;
+    if let Some(remote) = w.remote {
+        let holds = origin.remote == remote;
+        cond!("remote", holds, format!(
+            "attempt is {} (rhost {:?} from {}, tty {:?}); rule wants {}",
+            if origin.remote { "remote" } else { "local" },
+            origin.rhost,
+            origin.rhost_source,
+            ctx.tty,
+            if remote { "remote" } else { "local" }
+        ));
+    }
+    if !w.rhost_in.is_empty() {
+        let holds = w.rhost_in.iter().any(|p| p.matches(&origin.rhost));
+        cond!("rhost_in", holds, format!("rhost {:?} ({}) {} {}", origin.rhost, origin.rhost_source, is_in(holds), list(&w.rhost_in)));
+    }
+    if !w.rhost_not_in.is_empty() {
+        let hit = w.rhost_not_in.iter().any(|p| p.matches(&origin.rhost));
+        cond!("rhost_not_in", !hit, format!("rhost {:?} ({}) {} {}", origin.rhost, origin.rhost_source, is_in(hit), list(&w.rhost_not_in)));
+    }
+    if !w.time_in.is_empty() || !w.time_not_in.is_empty() {
+        let tz = &w.time_zone.tz;
+        let local = attempt.now.to_zoned(tz.clone());
+        let shown = || format!("{} in {}", local.strftime("%a %H:%M"), w.time_zone.name);
+        if !w.time_in.is_empty() {
+            let holds = w.time_in.iter().any(|win| win.contains(attempt.now, tz));
+            cond!("time_in", holds, format!("{} {} {}", shown(), is_in(holds), list(&w.time_in)));
+        }
+        if !w.time_not_in.is_empty() {
+            let hit = w.time_not_in.iter().any(|win| win.contains(attempt.now, tz));
+            cond!("time_not_in", !hit, format!("{} {} {}", shown(), is_in(hit), list(&w.time_not_in)));
+        }
+    }
+    if let Some(age) = w.session_age {
+        match origin.session_started {
+            None => cond!("session_age", false, "login session start unknown (tty not in utmp)".to_owned()),
+            Some(started) => {
+                let age_secs = u64::try_from(attempt.now.as_second() - started).unwrap_or(0);
+                let over_ok = age.over.is_none_or(|o| age_secs >= o.0.as_secs());
+                let under_ok = age.under.is_none_or(|u| age_secs < u.0.as_secs());
+                cond!("session_age", over_ok && under_ok, format!(
+                    "session began {age_secs}s ago ({}); rule wants{}{}",
+                    origin.session_source,
+                    age.over.map(|o| format!(" over {o}")).unwrap_or_default(),
+                    age.under.map(|u| format!(" under {u}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if !w.group.is_empty() || !w.not_group.is_empty() {
+        let groups = lookups.groups(&ctx.user)?;
+        match groups {
+            None => {
+                if !w.group.is_empty() {
+                    cond!("group", false, format!("user {:?} is unknown to NSS", ctx.user));
+                }
+                if !w.not_group.is_empty() {
+                    cond!("not_group", false, format!("user {:?} is unknown to NSS", ctx.user));
+                }
+            }
+            Some(groups) => {
+                if !w.group.is_empty() {
+                    let holds = w.group.iter().any(|g| groups.contains(g));
+                    cond!("group", holds, format!("groups of {:?} {} {} {}", ctx.user, list(&groups), if holds { "include one of" } else { "include none of" }, list(&w.group)));
+                }
+                if !w.not_group.is_empty() {
+                    let hit = w.not_group.iter().any(|g| groups.contains(g));
+                    cond!("not_group", !hit, format!("groups of {:?} {} {} {}", ctx.user, list(&groups), if hit { "include one of" } else { "include none of" }, list(&w.not_group)));
+                }
+            }
+        }
+    }
+    if let Some(span) = w.new_rhost {
+        if origin.rhost.is_empty() {
+            cond!("new_rhost", false, "no source address (local attempt)".to_owned());
+        } else {
+            let seen = lookups.source_last_seen(attempt.subject, &origin.rhost)?;
+            let cutoff = since(attempt, span);
+            let holds = seen.is_none_or(|t| t < cutoff);
+            let now = attempt.now_secs();
+            cond!("new_rhost", holds, match seen {
+                None => format!("{} never let in from {:?}", attempt.subject, origin.rhost),
+                Some(t) => format!("{} last let in from {:?} {}; rule window {span}", attempt.subject, origin.rhost, ago(now, t)),
+            });
+        }
+    }
+    if let Some(f) = w.recent_failures {
+        let count = lookups.failures_since(attempt.subject, since(attempt, f.within))?;
+        cond!("recent_failures", count >= u64::from(f.at_least), format!(
+            "{count} failed step-up(s) by {} within {}; rule wants at least {}",
+            attempt.subject, f.within, f.at_least
+        ));
+    }
+    if let Some(s) = w.stepped_up_within {
+        let last = lookups.last_success(attempt.subject, since(attempt, s.within), s.scope, attempt)?;
+        let now = attempt.now_secs();
+        cond!("stepped_up_within", last.is_some(), match last {
+            Some(t) => format!("{} stepped up {} (scope {})", attempt.subject, ago(now, t), s.scope.as_str()),
+            None => format!("no step-up by {} within {} (scope {})", attempt.subject, s.within, s.scope.as_str()),
+        });
+    }
+    Ok(t.all)
+}
+
+/// The rule that decides this attempt (the fallback when none matches).
+pub fn decide<'c>(config: &'c Config, attempt: &Attempt<'_>, lookups: &mut dyn Lookups) -> Result<&'c Rule, String> {
+    for rule in &config.rules {
+        if check(rule, attempt, lookups, None)? {
+            return Ok(rule);
+        }
+    }
+    Ok(&config.fallback)
+}
+
+/// Like [`decide`], and a trace of every rule and condition.
+pub fn explain<'c>(
+    config: &'c Config,
+    attempt: &Attempt<'_>,
+    lookups: &mut dyn Lookups,
+) -> Result<(&'c Rule, Vec<RuleTrace>), String> {
+    let mut decided: Option<&Rule> = None;
+    let mut traces = Vec::with_capacity(config.rules.len());
+    for rule in &config.rules {
+        let mut conditions = Vec::new();
+        let matched = check(rule, attempt, lookups, Some(&mut conditions))?;
+        if matched && decided.is_none() {
+            decided = Some(rule);
+        }
+        traces.push(RuleTrace {
+            rule: rule.name.clone(),
+            origin: rule.origin.clone(),
+            matched,
+            conditions,
+        });
+    }
+    Ok((decided.unwrap_or(&config.fallback), traces))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    const POLICY: &str = r#"
-[defaults]
-action = "step_up"
-
-[[rule]]
-name = "ops-local"
-service = ["sudo"]
-user = ["ops"]
-remote = false
-action = "allow"
-
-[[rule]]
-name = "no-remote-su"
-service = ["su"]
-remote = true
-action = "deny"
-"#;
-
-    fn ctx(service: &str, user: &str, rhost: &str) -> AttemptContext {
-        AttemptContext {
-            service: service.into(),
-            user: user.into(),
-            rhost: rhost.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn first_match_wins_and_default_applies() {
-        let config = Config::from_str_named(Path::new("t.toml"), POLICY).unwrap();
-        let d = evaluate(&config, &ctx("sudo", "ops", ""));
-        assert_eq!(
-            (d.verdict, d.rule.as_deref()),
-            (Verdict::Allow, Some("ops-local"))
-        );
-        let d = evaluate(&config, &ctx("sudo", "ops", "192.0.2.7"));
-        assert_eq!(
-            d.verdict,
-            Verdict::StepUp {
-                methods: vec![Method::Totp]
-            }
-        );
-        assert_eq!(d.rule_name(), "(default)");
-        let d = evaluate(&config, &ctx("su", "root", "192.0.2.7"));
-        assert_eq!(d.verdict, Verdict::Deny);
-        let d = evaluate(&config, &ctx("sudo", "dev", ""));
-        assert!(matches!(d.verdict, Verdict::StepUp { .. }));
-    }
-}
+mod tests;

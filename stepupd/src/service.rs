@@ -122,6 +122,41 @@ impl Daemon1 {
         Ok(())
     }
 
+    /// A dry run of the policy for a context (plus an optional `at`, RFC 3339
+    /// or a civil time in the default zone): JSON, changes nothing.
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        mut context: HashMap<String, String>,
+    ) -> Result<String, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        let at = match context.remove("at").filter(|a| !a.is_empty()) {
+            None => None,
+            Some(text) => Some(parse_time(&text, &self.engine.config().defaults.time_zone.tz)?),
+        };
+        let context = AttemptContext::from_wire(context)
+            .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        let explanation = self.engine.explain(context, at)?;
+        serde_json::to_string(&explanation).map_err(|e| DaemonError::Failed(e.to_string()))
+    }
+
+    /// Re-read the configuration; on error the old policy stays in force.
+    async fn reload(&self, #[zbus(header)] header: Header<'_>) -> Result<String, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        match self.engine.reload() {
+            Ok(config) => Ok(format!(
+                "loaded {} rule(s) from {} file(s), policy {}",
+                config.rules.len(),
+                config.files.len(),
+                &config.hash[..16]
+            )),
+            Err(e) => Err(DaemonError::InvalidArgument(format!(
+                "{e}; the previous policy ({}) stays in force",
+                &self.engine.config().hash[..16]
+            ))),
+        }
+    }
+
     async fn status(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -143,6 +178,8 @@ impl Daemon1 {
             ("protocol".to_owned(), PROTOCOL_VERSION.to_string()),
             ("config_files".to_owned(), files.join(",")),
             ("rules".to_owned(), config.rules.len().to_string()),
+            ("policy_hash".to_owned(), config.hash.clone()),
+            ("policy_loaded_at".to_owned(), self.engine.config_loaded_at().to_string()),
             (
                 "report_only".to_owned(),
                 config.defaults.report_only.to_string(),
@@ -158,4 +195,19 @@ impl Daemon1 {
             ),
         ]))
     }
+}
+
+/// `--at` for explain: an RFC 3339 instant, or a civil date-time in `tz`.
+fn parse_time(text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp, DaemonError> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    text.parse::<jiff::civil::DateTime>()
+        .and_then(|dt| dt.to_zoned(tz.clone()))
+        .map(|z| z.timestamp())
+        .map_err(|e| {
+            DaemonError::InvalidArgument(format!(
+                "--at {text:?}: {e} (expected e.g. 2026-11-23T03:00:00Z or \"2026-11-23 03:00\")"
+            ))
+        })
 }

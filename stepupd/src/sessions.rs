@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::context::AttemptContext;
+use crate::attempt::Who;
 
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +21,11 @@ pub struct Session {
     /// Unique bus name of the connection that called `Begin`.
     pub owner: String,
     pub deadline: Instant,
-    pub context: AttemptContext,
+    pub who: Who,
     /// Name of the rule that asked for the step-up.
     pub rule: String,
+    /// Wrong answers allowed before the attempt ends.
+    pub max_tries: u32,
     pub stage: Stage,
     /// Wrong answers so far in this attempt.
     pub failures: u32,
@@ -113,8 +115,9 @@ mod tests {
         Session {
             owner: owner.into(),
             deadline,
-            context: AttemptContext::default(),
+            who: Who::default(),
             rule: "r".into(),
+            max_tries: 3,
             stage: Stage::AwaitingCode,
             failures: 0,
         }

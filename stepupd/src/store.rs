@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 /// Schema version this build writes. A newer one on disk is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const DB_FILE: &str = "stepup.db";
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,13 @@ pub struct HistoryEntry {
     pub method: String,
     /// `success`, `wrong_code`, `replay`, `too_many_tries`, `timeout`, `cancelled`, `not_enrolled`.
     pub outcome: String,
+}
+
+/// History columns a success can be scoped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryColumn {
+    Tty,
+    Rhost,
 }
 
 pub struct Store {
@@ -152,6 +159,19 @@ impl Store {
                  );
                  CREATE INDEX history_user_time ON history(user, time);
                  PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        if version < 2 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE sources (
+                     user TEXT NOT NULL,
+                     rhost TEXT NOT NULL,
+                     last_seen INTEGER NOT NULL,
+                     PRIMARY KEY (user, rhost)
+                 );
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )?;
         }
@@ -276,6 +296,62 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Time of the latest successful step-up of `user` at or after `since`,
+    /// optionally only those with `tty` or `rhost` equal to a value.
+    pub fn last_success(
+        &self,
+        user: &str,
+        since: u64,
+        same: Option<(HistoryColumn, &str)>,
+    ) -> Result<Option<u64>, StoreError> {
+        let (sql, value) = match same {
+            None => (
+                "SELECT max(time) FROM history WHERE user = ?1 AND time >= ?2 AND outcome = 'success' AND ?3 = ?3",
+                "",
+            ),
+            Some((HistoryColumn::Tty, v)) => (
+                "SELECT max(time) FROM history WHERE user = ?1 AND time >= ?2 AND outcome = 'success' AND tty = ?3",
+                v,
+            ),
+            Some((HistoryColumn::Rhost, v)) => (
+                "SELECT max(time) FROM history WHERE user = ?1 AND time >= ?2 AND outcome = 'success' AND rhost = ?3",
+                v,
+            ),
+        };
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![user, since, value], |r| r.get(0))?)
+    }
+
+    /// Wrong answers (wrong code, replayed code) by `user` at or after `since`.
+    pub fn failures_since(&self, user: &str, since: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM history WHERE user = ?1 AND time >= ?2 AND outcome IN ('wrong_code', 'replay')",
+            )?
+            .query_row(params![user, since], |r| r.get(0))?)
+    }
+
+    /// When `user` was last let in from `rhost`.
+    pub fn source_last_seen(&self, user: &str, rhost: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT last_seen FROM sources WHERE user = ?1 AND rhost = ?2")?
+            .query_row(params![user, rhost], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sources (user, rhost, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user, rhost) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            params![user, rhost, time],
+        )?;
+        Ok(())
+    }
+
     /// Does a credential with this id exist for anyone?
     pub fn credential_exists(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -379,6 +455,41 @@ mod tests {
         drop(conn);
         let err = Store::open(dir.path()).err().expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99 }), "{err}");
+    }
+
+    #[test]
+    fn history_queries_respect_time_scope_and_user() {
+        let dir = private_dir();
+        let mut store = Store::open(dir.path()).expect("open");
+        let entry = |time, user: &str, tty: &str, rhost: &str, outcome: &str| HistoryEntry {
+            time,
+            user: user.into(),
+            service: "sudo".into(),
+            tty: tty.into(),
+            rhost: rhost.into(),
+            method: "totp".into(),
+            outcome: outcome.into(),
+        };
+        store.record(&entry(100, "alice", "/dev/pts/1", "", "success")).unwrap();
+        store.record(&entry(200, "alice", "/dev/pts/2", "10.0.0.1", "success")).unwrap();
+        store.record(&entry(250, "alice", "/dev/pts/2", "", "wrong_code")).unwrap();
+        store.record(&entry(260, "alice", "/dev/pts/2", "", "replay")).unwrap();
+        store.record(&entry(270, "alice", "/dev/pts/2", "", "cancelled")).unwrap();
+        store.record(&entry(300, "bob", "/dev/pts/1", "", "success")).unwrap();
+        assert_eq!(store.last_success("alice", 0, None).unwrap(), Some(200));
+        assert_eq!(store.last_success("alice", 201, None).unwrap(), None);
+        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Tty, "/dev/pts/1"))).unwrap(), Some(100));
+        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.1"))).unwrap(), Some(200));
+        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.2"))).unwrap(), None);
+        assert_eq!(store.failures_since("alice", 0).unwrap(), 2);
+        assert_eq!(store.failures_since("alice", 255).unwrap(), 1);
+        assert_eq!(store.failures_since("bob", 0).unwrap(), 0);
+
+        assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), None);
+        store.mark_source_seen("alice", "10.0.0.1", 500).unwrap();
+        store.mark_source_seen("alice", "10.0.0.1", 400).unwrap();
+        assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), Some(500));
+        assert_eq!(store.source_last_seen("bob", "10.0.0.1").unwrap(), None);
     }
 
     #[test]

@@ -41,6 +41,27 @@ enum Command {
     Remove { user: String, id: String },
     /// Show the daemon's state
     Status,
+    /// Re-read the configuration (an invalid one is refused; the old stays)
+    Reload,
+    /// Show how the running daemon's policy would decide an attempt (changes nothing)
+    Explain {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value = "")]
+        tty: String,
+        #[arg(long, default_value = "")]
+        rhost: String,
+        #[arg(long, default_value = "")]
+        ruser: String,
+        /// When: RFC 3339 (2026-11-23T03:00:00Z) or local "2026-11-23 03:00"
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the explanation as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration offline (no daemon needed)
     Check {
         #[arg(long, default_value = "/etc/stepup")]
@@ -160,9 +181,116 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{key}: {value}");
                 }
             }
+            Command::Reload => println!("{}", daemon.reload().await?),
+            Command::Explain { user, service, tty, rhost, ruser, at, json } => {
+                let context = std::collections::HashMap::from([
+                    ("user".to_owned(), user),
+                    ("service".to_owned(), service),
+                    ("tty".to_owned(), tty),
+                    ("rhost".to_owned(), rhost),
+                    ("ruser".to_owned(), ruser),
+                    ("at".to_owned(), at.unwrap_or_default()),
+                ]);
+                let text = daemon.explain(context).await?;
+                if json {
+                    println!("{text}");
+                } else {
+                    let value: serde_json::Value = serde_json::from_str(&text).context("the daemon's explanation")?;
+                    print!("{}", render_explanation(&value));
+                }
+            }
             Command::Check { .. } => unreachable!("handled above"),
         }
         drop(connection);
         Ok(())
     })
+}
+
+/// The human form of an explanation (the JSON is the contract; this is a view).
+fn render_explanation(e: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Attempt: service={} user={} ruser={} tty={} at {}",
+        s(&e["service"]), s(&e["user"]), s(&e["ruser"]), s(&e["tty"]), s(&e["at"])
+    );
+    let _ = writeln!(out, "Whose factor: {}", s(&e["subject"]));
+    let origin = &e["origin"];
+    let _ = writeln!(
+        out,
+        "Source: {} — rhost {:?} from {}; session start from {}",
+        if origin["remote"].as_bool().unwrap_or(false) { "remote" } else { "local" },
+        s(&origin["rhost"]),
+        s(&origin["rhost_source"]),
+        s(&origin["session_source"])
+    );
+    let _ = writeln!(out);
+    let decided = s(&e["decided_by"]);
+    let mut first_match_seen = false;
+    for (i, rule) in e["rules"].as_array().into_iter().flatten().enumerate() {
+        let matched = rule["matched"].as_bool().unwrap_or(false);
+        let decides = matched && !first_match_seen && s(&rule["rule"]) == decided;
+        first_match_seen |= decides;
+        let _ = writeln!(
+            out,
+            "{:>3}. rule {:?} ({}): {}{}",
+            i + 1,
+            s(&rule["rule"]),
+            s(&rule["origin"]),
+            if matched { "matched" } else { "not matched" },
+            if decides { "  <- decides" } else if matched { " (an earlier rule decided)" } else { "" }
+        );
+        let conditions = rule["conditions"].as_array().cloned().unwrap_or_default();
+        if conditions.is_empty() {
+            let _ = writeln!(out, "       (no conditions: matches every attempt)");
+        }
+        for c in conditions {
+            let _ = writeln!(
+                out,
+                "       [{}] {}: {}",
+                if c["holds"].as_bool().unwrap_or(false) { "yes" } else { "no " },
+                s(&c["condition"]),
+                s(&c["detail"])
+            );
+        }
+    }
+    if !first_match_seen {
+        let _ = writeln!(out, "  no rule matched: [defaults] decides");
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "Verdict: {} (rule {:?}", s(&e["verdict"]), decided);
+    if s(&e["action"]) == "step_up" {
+        let methods: Vec<String> = e["methods"].as_array().into_iter().flatten().map(s).collect();
+        let _ = write!(
+            out,
+            "; methods {}; max_tries {}; grace {} per {}{}",
+            methods.join(", "),
+            e["max_tries"],
+            s(&e["grace"]),
+            s(&e["grace_scope"]),
+            if e["grace_applies"].as_bool().unwrap_or(false) { ", applies now" } else { "" }
+        );
+    }
+    if let Some(message) = e["message"].as_str() {
+        let _ = write!(out, "; message {message:?}");
+    }
+    let _ = writeln!(out, ")");
+    let enrolled = e["enrolled"].as_array().cloned().unwrap_or_default();
+    if enrolled.is_empty() {
+        let _ = writeln!(out, "Factors of {}: none enrolled", s(&e["subject"]));
+    }
+    for f in enrolled {
+        let _ = writeln!(
+            out,
+            "Factor of {}: {} ({}, {}){}",
+            s(&e["subject"]),
+            s(&f["id"]),
+            s(&f["method"]),
+            s(&f["label"]),
+            if f["offered"].as_bool().unwrap_or(false) { " — would be offered" } else { "" }
+        );
+    }
+    out
 }
