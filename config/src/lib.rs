@@ -793,7 +793,7 @@ mod tests {
         .expect("valid");
         let names: Vec<_> = config.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(config.rules[1].remote, Some(true));
+        assert_eq!(config.rules[1].when.remote, Some(true));
         assert_eq!(config.rules[1].origin, "stepup.toml:6:1");
     }
 

@@ -270,7 +270,7 @@ fn report_only_evaluates_but_never_challenges() {
     assert_eq!(run.code, PAM_SUCCESS);
     assert_eq!(run.prompts(), 0);
     assert!(
-        daemon.log().contains("verdict=deny report_only=true"),
+        daemon.log().contains("verdict=deny grace=false report_only=true"),
         "{}",
         daemon.log()
     );

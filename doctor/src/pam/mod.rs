@@ -1,0 +1,608 @@
+//! Does the `auth` stack of a PAM service really run `pam_stepup.so`, and
+//! does its failure really fail the stack?
+//!
+//! # Model
+//!
+//! The service file is read the way libpam reads it (pam.conf(5),
+//! `pam_handlers.c`): `#` comments, `\` continuations, `type control
+//! module-path args...`, a leading `-` on the type, keyword controls and
+//! `[value=action ...]` lists (a list without `default=` maps every value it
+//! does not name to `bad`; a list that does not parse is all `bad`, as libpam
+//! does). `auth include X` and Debian's `@include X` are inlined at the same
+//! level; `auth substack X` becomes a substack one level down. Relative names
+//! are resolved in the PAM directory. Only `auth` lines are kept; a line with
+//! an unknown type is kept as an auth line that always fails, as libpam does.
+//!
+//! The flattened stack is then walked exactly like libpam's
+//! `_pam_dispatch_aux` (impression, status, `ok`/`done`/`bad`/`die`/`reset`,
+//! jumps that count a substack as one line and fail the stack when they run
+//! past its end, `done`/`die`/`reset` scoped to the current substack), over
+//! every result every module could return, with pam_stepup.so failing. Any
+//! path that ends in success is a bypass, reported with the line that caused
+//! it: an earlier line that ends the stack (`sufficient`, `success=done`) or
+//! jumps over pam_stepup.so, pam_stepup.so's own control ignoring its
+//! failure, or a later `reset` forgetting it.
+//!
+//! # Simplifications
+//!
+//! * Every module may return any PAM code, except `pam_deny.so`, which always
+//!   fails (so Debian's `[success=1 default=ignore] pam_unix.so` /
+//!   `requisite pam_deny.so` / `required pam_permit.so` is understood), and
+//!   pam_stepup.so, which is assumed to fail on every path. Module arguments
+//!   (`pam_succeed_if.so uid >= 1000`) are not interpreted, so a reported path
+//!   may need a result that module never gives in practice.
+//! * An include loop or nesting deeper than 16 is cut at the first repeat and
+//!   replaced by one always-failing line; libpam unrolls the loop until depth
+//!   16 and then inserts that failing line.
+//! * A missing service file (or one without auth lines) falls back to
+//!   `other`, as libpam does; `/etc/pam.conf` is not read.
+//! * The module file is not looked for on disk; the `-` prefix only gets a
+//!   warning (libpam then stays silent about a missing module; the line
+//!   returns `module_unknown`, which the walk covers).
+//! * `PAM_INCOMPLETE` (resume later) is not modelled.
+
+mod eval;
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use crate::Finding;
+use eval::{Culprit, Rc, SkipHow, STEPUP_FAILURES};
+use parse::{
+    Action, Actions, Control, MODULE_UNKNOWN, N_CODES, RETURN_NAMES, SUCCESS, logical_lines,
+    normalize_control, parse_control, tokenize, unbracket_arg,
+};
+
+/// libpam refuses to nest includes this deep (`PAM_SUBSTACK_MAX_LEVEL`).
+pub const MAX_INCLUDE_LEVEL: usize = 16;
+
+/// True for the module paths that load pam_stepup: the file name is
+/// `pam_stepup.so` or `libpam_stepup.so` (bare or absolute).
+pub fn is_stepup_module(path: &str) -> bool {
+    matches!(file_name(path), "pam_stepup.so" | "libpam_stepup.so")
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Where a line is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loc {
+    path: String,
+    line: usize,
+}
+
+impl Loc {
+    fn render(&self) -> String {
+        format!("{}:{}", self.path, self.line)
+    }
+
+    /// `line N` when in `from`'s file, `path:N` otherwise.
+    fn seen_from(&self, from: &Loc) -> String {
+        if self.path == from.path {
+            format!("line {}", self.line)
+        } else {
+            self.render()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Module,
+    /// The `auth substack X` line itself; X's lines follow one level down.
+    Substack,
+    /// A line libpam cannot use: it always returns `PAM_PERM_DENIED`.
+    MustFail,
+}
+
+/// One entry of the flattened auth stack (a libpam `struct handler`).
+#[derive(Debug, Clone)]
+struct Handler {
+    kind: Kind,
+    level: usize,
+    actions: Actions,
+    loc: Loc,
+    /// The line as written, blanks collapsed.
+    text: String,
+    control_text: String,
+    module: String,
+    args: Vec<String>,
+    dash: bool,
+    stepup: bool,
+}
+
+impl Handler {
+    fn module_file(&self) -> &str {
+        file_name(&self.module)
+    }
+}
+
+type Resolve<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+
+/// Builds the flattened auth stack of one service.
+struct Flattener<'a> {
+    resolve: Resolve<'a>,
+    handlers: Vec<Handler>,
+    findings: Vec<Finding>,
+    /// Files being read, outermost first (include-loop guard).
+    chain: Vec<String>,
+    /// pam_stepup.so lines of other types, for the "not in the auth stack" message.
+    other_types: Vec<(String, Loc)>,
+}
+
+impl<'a> Flattener<'a> {
+    fn new(resolve: Resolve<'a>) -> Self {
+        Self {
+            resolve,
+            handlers: Vec::new(),
+            findings: Vec::new(),
+            chain: Vec::new(),
+            other_types: Vec::new(),
+        }
+    }
+
+    fn must_fail(&mut self, loc: Loc, level: usize, text: String, actions: Actions) {
+        self.handlers.push(Handler {
+            kind: Kind::MustFail,
+            level,
+            actions,
+            loc,
+            text,
+            control_text: String::new(),
+            module: String::new(),
+            args: Vec::new(),
+            dash: false,
+            stepup: false,
+        });
+    }
+
+    /// Reads one file's lines at `level`. `any_type`: the file was reached
+    /// directly or through `@include` (all types), not through `auth include`.
+    fn file(&mut self, path: &str, text: &str, include_level: usize, level: usize, any_type: bool) {
+        self.chain.push(path.to_owned());
+        for line in logical_lines(text) {
+            let loc = Loc {
+                path: path.to_owned(),
+                line: line.line,
+            };
+            let tokens = tokenize(&line.text);
+            let shown = display_line(&tokens);
+            let Some(first) = tokens.first() else {
+                continue;
+            };
+            if first == "@include" {
+                self.include(&loc, &shown, tokens.get(1), include_level, level, false, any_type);
+                continue;
+            }
+            let (dash, ty) = match first.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, first.as_str()),
+            };
+            let ty = ty.to_ascii_lowercase();
+            let control = tokens.get(1).map(|t| parse_control(t));
+            let module = tokens.get(2);
+            if !matches!(ty.as_str(), "auth" | "account" | "password" | "session") {
+                self.findings.push(Finding::warning(
+                    loc.render(),
+                    format!(
+                        "unknown module type `{first}`: libpam adds this line to the auth stack as one that always fails"
+                    ),
+                ));
+                let actions = match control {
+                    Some(Ok(Control::Actions(a))) => a,
+                    _ => [Action::Bad; N_CODES],
+                };
+                self.must_fail(loc, level, shown, actions);
+                continue;
+            }
+            if ty != "auth" {
+                if any_type && module.is_some_and(|m| is_stepup_module(m)) {
+                    self.other_types.push((ty, loc));
+                }
+                continue;
+            }
+            let control = match control {
+                None => {
+                    self.findings.push(Finding::warning(
+                        loc.render(),
+                        "auth line without a control field: libpam makes it always fail",
+                    ));
+                    self.must_fail(loc, level, shown, [Action::Bad; N_CODES]);
+                    continue;
+                }
+                Some(Ok(c)) => c,
+                Some(Err(why)) => {
+                    self.findings.push(Finding::warning(
+                        loc.render(),
+                        format!("{why}: libpam treats every result of this line as `bad`"),
+                    ));
+                    Control::Actions([Action::Bad; N_CODES])
+                }
+            };
+            match control {
+                Control::Include | Control::Substack => {
+                    let substack = control == Control::Substack;
+                    if substack {
+                        self.handlers.push(Handler {
+                            kind: Kind::Substack,
+                            level,
+                            actions: [Action::Ignore; N_CODES],
+                            loc: loc.clone(),
+                            text: shown.clone(),
+                            control_text: "substack".to_owned(),
+                            module: String::new(),
+                            args: Vec::new(),
+                            dash,
+                            stepup: false,
+                        });
+                    }
+                    self.include(&loc, &shown, module, include_level, level, substack, false);
+                }
+                Control::Actions(actions) => {
+                    let Some(module) = module else {
+                        self.findings.push(Finding::warning(
+                            loc.render(),
+                            "auth line without a module path: libpam makes it always fail",
+                        ));
+                        self.must_fail(loc, level, shown, actions);
+                        continue;
+                    };
+                    let control_text = tokens.get(1).map(|t| normalize_control(t)).unwrap_or_default();
+                    self.handlers.push(Handler {
+                        kind: Kind::Module,
+                        level,
+                        actions,
+                        stepup: is_stepup_module(module),
+                        module: module.clone(),
+                        args: tokens[3..].iter().map(|a| unbracket_arg(a)).collect(),
+                        loc,
+                        text: shown,
+                        control_text,
+                        dash,
+                    });
+                }
+            }
+        }
+        self.chain.pop();
+    }
+
+    /// `@include`, `auth include` and `auth substack`. When the file cannot be
+    /// used, libpam puts one always-failing line in its place.
+    #[allow(clippy::too_many_arguments)]
+    fn include(
+        &mut self,
+        loc: &Loc,
+        shown: &str,
+        name: Option<&String>,
+        include_level: usize,
+        level: usize,
+        substack: bool,
+        any_type: bool,
+    ) {
+        let problem = match name {
+            None => Some("include without a file name".to_owned()),
+            Some(_) if include_level + 1 >= MAX_INCLUDE_LEVEL => Some(format!(
+                "includes nested deeper than {MAX_INCLUDE_LEVEL}"
+            )),
+            Some(name) => match (self.resolve)(name) {
+                None => Some(format!("cannot read included file `{name}`")),
+                Some((path, _)) if self.chain.contains(&path) => Some(format!(
+                    "include loop: {} includes {path}, which is already being read ({})",
+                    loc.path,
+                    self.chain.join(" -> ")
+                )),
+                Some((path, text)) => {
+                    self.file(&path, &text, include_level + 1, level + usize::from(substack), any_type);
+                    None
+                }
+            },
+        };
+        if let Some(problem) = problem {
+            self.findings.push(Finding::warning(
+                loc.render(),
+                format!("{problem}: libpam replaces `{shown}` with a line that always fails"),
+            ));
+            self.must_fail(loc.clone(), level, shown.to_owned(), [Action::Bad; N_CODES]);
+        }
+    }
+}
+
+fn display_line(tokens: &[String]) -> String {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| if i == 1 { normalize_control(t) } else { t.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Analyses the `auth` stack of PAM service `service` in `pam_dir` (normally
+/// `/etc/pam.d`), following `@include X`, `auth include X` and
+/// `auth substack X` (relative names resolve in `pam_dir`, absolute ones as
+/// they are). A missing service file falls back to `other`, as libpam does.
+pub fn check_pam_service(pam_dir: &Path, service: &str) -> Vec<Finding> {
+    let resolve = |name: &str| {
+        let path = if name.starts_with('/') {
+            Path::new(name).to_path_buf()
+        } else {
+            pam_dir.join(name)
+        };
+        let text = fs::read_to_string(&path).ok()?;
+        Some((path.display().to_string(), text))
+    };
+    let path = pam_dir.join(service);
+    let shown = path.display().to_string();
+    match fs::read_to_string(&path) {
+        Ok(text) => check_pam_text(&shown, &text, &resolve),
+        Err(e) => match resolve("other") {
+            Some((other_path, other_text)) if service != "other" => {
+                let mut findings = vec![Finding::warning(
+                    shown,
+                    format!("cannot read ({e}): libpam uses {other_path} for `{service}`"),
+                )];
+                findings.extend(analyse(service, &other_path, &other_text, &resolve));
+                findings
+            }
+            _ => vec![Finding::error(
+                shown,
+                format!(
+                    "cannot read ({e}), and there is no `other` service either: step-up cannot be checked"
+                ),
+            )],
+        },
+    }
+}
+
+/// Same as [`check_pam_service`] over already-loaded text. `resolve` maps an
+/// include name (as written after `@include`/`include`/`substack`) to the
+/// included file's path and text, or `None` if it cannot be read. The service
+/// name in messages is the file name of `service_path`.
+pub fn check_pam_text(
+    service_path: &str,
+    text: &str,
+    resolve: &dyn Fn(&str) -> Option<(String, String)>,
+) -> Vec<Finding> {
+    analyse(file_name(service_path), service_path, text, resolve)
+}
+
+fn analyse(service: &str, path: &str, text: &str, resolve: Resolve<'_>) -> Vec<Finding> {
+    let mut fl = Flattener::new(resolve);
+    fl.file(path, text, 0, 0, true);
+    let mut stack_path = path.to_owned();
+    if fl.handlers.is_empty() && service != "other" {
+        if let Some((other_path, other_text)) = resolve("other") {
+            fl.findings.push(Finding::warning(
+                path,
+                format!("no auth lines: libpam uses the auth stack of {other_path}"),
+            ));
+            fl.file(&other_path, &other_text, 0, 0, true);
+            stack_path = other_path;
+        }
+    }
+    let mut findings = std::mem::take(&mut fl.findings);
+    findings.extend(stepup_findings(service, &stack_path, &fl));
+    // Errors first; otherwise in the order found.
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings
+}
+
+fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding> {
+    let hs = &fl.handlers;
+    let stepups: Vec<usize> = (0..hs.len())
+        .filter(|&i| hs[i].kind == Kind::Module && hs[i].stepup)
+        .collect();
+    let mut out = Vec::new();
+    let Some(&first) = stepups.first() else {
+        let mut message = format!("{service}: pam_stepup.so is not in the auth stack: step-up never runs");
+        if !fl.other_types.is_empty() {
+            let seen: Vec<String> = fl
+                .other_types
+                .iter()
+                .map(|(ty, loc)| format!("`{ty}` at {}", loc.render()))
+                .collect();
+            message.push_str(&format!(
+                " (it only appears as {}; step-up needs an `auth` line)",
+                seen.join(", ")
+            ));
+        }
+        out.push(Finding::error(path, message));
+        return out;
+    };
+    if stepups.len() > 1 {
+        let lines: Vec<String> = stepups.iter().map(|&i| hs[i].loc.seen_from(&hs[first].loc)).collect();
+        out.push(Finding::warning(
+            hs[stepups[1]].loc.render(),
+            format!(
+                "pam_stepup.so appears {} times in the auth stack ({}): users may be asked for a second factor more than once",
+                stepups.len(),
+                lines.join(", ")
+            ),
+        ));
+    }
+    for &i in &stepups {
+        out.extend(line_warnings(hs, i));
+    }
+    let walk = eval::walk(hs);
+    out.extend(bypass_findings(hs, path, &walk.bypasses));
+    if walk.truncated {
+        out.push(Finding::warning(
+            path,
+            "the auth stack is too complex to explore completely: bypasses may be missing from this report",
+        ));
+    }
+    out
+}
+
+/// Warnings about pam_stepup.so's own line.
+fn line_warnings(hs: &[Handler], i: usize) -> Vec<Finding> {
+    let h = &hs[i];
+    let at = h.loc.render();
+    let mut out = Vec::new();
+    if h.dash {
+        let effect = if matches!(h.actions[MODULE_UNKNOWN], Action::Bad | Action::Die) {
+            "every attempt then fails with nothing in the log"
+        } else {
+            "step-up is then skipped without a trace"
+        };
+        out.push(Finding::warning(
+            at.clone(),
+            format!(
+                "`-{}`: the leading `-` tells libpam not to log a missing pam_stepup.so; the line then silently returns module_unknown, and {effect}",
+                h.text.trim_start_matches('-')
+            ),
+        ));
+    }
+    let failmode = h
+        .args
+        .iter()
+        .filter_map(|a| a.strip_prefix("failmode="))
+        .next_back();
+    if failmode == Some("safe") {
+        out.push(Finding::warning(
+            at.clone(),
+            "failmode=safe: when stepupd cannot be reached, pam_stepup.so lets the user through without a second factor",
+        ));
+    }
+    // pam_stepup.so also returns success when the policy says `allow`.
+    let skipped_to = match h.actions[SUCCESS] {
+        Action::Done => Some(eval::end_of_level(hs, i)),
+        Action::Jump(n) => Some(eval::jump_end(hs, i, n).0),
+        _ => None,
+    };
+    if let Some(j) = skipped_to {
+        let skipped = (i + 1..=j).find(|&k| {
+            hs[k].kind == Kind::Module
+                && !hs[k].stepup
+                && !matches!(hs[k].module_file(), "pam_permit.so" | "pam_deny.so")
+        });
+        if let Some(k) = skipped {
+            let verb = if h.actions[SUCCESS] == Action::Done {
+                "ends the stack"
+            } else {
+                "jumps over the next lines"
+            };
+            out.push(Finding::warning(
+                at,
+                format!(
+                    "`{}` on pam_stepup.so {verb} when it returns success, which it also does when the policy allows without a challenge: `{}` ({}) is then skipped",
+                    h.control_text,
+                    hs[k].text,
+                    hs[k].loc.seen_from(&h.loc)
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn trigger(h: &Handler, rc: Rc) -> String {
+    if h.kind == Kind::MustFail {
+        return "this always-failing line".to_owned();
+    }
+    let m = h.module_file();
+    match rc {
+        Rc::Success if m == "pam_unix.so" => "a successful password".to_owned(),
+        Rc::Success => format!("a success from {m}"),
+        Rc::Ignore => format!("PAM_IGNORE from {m}"),
+        Rc::Failure => format!("a failure of {m}"),
+    }
+}
+
+const RUNTIME_FAILURES: [usize; 4] = [
+    STEPUP_FAILURES[0],
+    STEPUP_FAILURES[1],
+    STEPUP_FAILURES[2],
+    STEPUP_FAILURES[3],
+];
+
+fn bypass_findings(hs: &[Handler], path: &str, bypasses: &BTreeSet<Option<Culprit>>) -> Vec<Finding> {
+    let mut skips: BTreeMap<(usize, usize, SkipHow), Rc> = BTreeMap::new();
+    let mut failed: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    let mut resets: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut unexplained = false;
+    for culprit in bypasses {
+        match *culprit {
+            Some(Culprit::Skip { by, stepup, how, rc }) => {
+                let best = skips.entry((by, stepup, how)).or_insert(rc);
+                *best = (*best).min(rc);
+            }
+            Some(Culprit::StepupFailed {
+                stepup,
+                code,
+                blocking: false,
+            }) => {
+                failed.entry(stepup).or_default().insert(code);
+            }
+            Some(Culprit::Reset { by, stepup }) => {
+                resets.insert((by, stepup));
+            }
+            Some(Culprit::StepupFailed { blocking: true, .. }) | None => unexplained = true,
+        }
+    }
+    let mut out = Vec::new();
+    for ((by, stepup, how), rc) in skips {
+        let (s, b) = (&hs[stepup], &hs[by]);
+        let relation = match how {
+            SkipHow::Done => "is after",
+            SkipHow::Jump => "is jumped over by",
+            SkipHow::Die => "is cut off by",
+        };
+        out.push(Finding::error(
+            s.loc.render(),
+            format!(
+                "pam_stepup.so {relation} `{}` ({}): {} skips step-up",
+                b.text,
+                b.loc.seen_from(&s.loc),
+                trigger(b, rc)
+            ),
+        ));
+    }
+    for (stepup, codes) in failed {
+        let s = &hs[stepup];
+        let names: Vec<&str> = codes.iter().map(|&c| RETURN_NAMES[c]).collect();
+        if codes.iter().any(|c| RUNTIME_FAILURES.contains(c)) {
+            out.push(Finding::error(
+                s.loc.render(),
+                format!(
+                    "pam_stepup.so has control `{}`: when step-up fails ({}) the auth stack can still succeed, so a refused or unavailable step-up does not stop the attempt; use `required` or `requisite`",
+                    s.control_text,
+                    names.join(", ")
+                ),
+            ));
+        } else {
+            out.push(Finding::warning(
+                s.loc.render(),
+                format!(
+                    "pam_stepup.so has control `{}`: if the module is missing or cannot be loaded ({}), the auth stack succeeds without step-up",
+                    s.control_text,
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    for (by, stepup) in resets {
+        let (s, b) = (&hs[stepup], &hs[by]);
+        out.push(Finding::error(
+            b.loc.render(),
+            format!(
+                "`{}` can reset the stack after pam_stepup.so ({}) failed: the failure is forgotten and the stack can still succeed",
+                b.text,
+                s.loc.seen_from(&b.loc)
+            ),
+        ));
+    }
+    if unexplained {
+        out.push(Finding::error(
+            path,
+            "the auth stack can succeed without pam_stepup.so succeeding",
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
