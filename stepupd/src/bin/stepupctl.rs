@@ -101,10 +101,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     if let Command::Check { config_dir } = &cli.command {
         let config = Config::load_dir(config_dir)?;
+        for warning in config.warnings() {
+            println!("{warning}");
+        }
         println!(
-            "ok: {} rule(s) from {} file(s){}",
+            "ok: {} rule(s) from {} file(s), policy {}{}",
             config.rules.len(),
             config.files.len(),
+            &config.hash[..16],
             if config.defaults.report_only {
                 "; report_only is on: nobody is challenged or denied"
             } else {
