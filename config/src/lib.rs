@@ -220,7 +220,9 @@ impl Defaults {
             grace: raw.grace.unwrap_or_default(),
             grace_scope: raw.grace_scope.unwrap_or_default(),
             max_tries: raw.max_tries.unwrap_or(3),
-            message: raw.message.unwrap_or_else(|| DEFAULT_DENY_MESSAGE.to_owned()),
+            message: raw
+                .message
+                .unwrap_or_else(|| DEFAULT_DENY_MESSAGE.to_owned()),
             report_only: raw.report_only.unwrap_or(false),
             time_zone: raw.time_zone.unwrap_or_else(Zone::system),
         }
@@ -503,7 +505,10 @@ impl Config {
 
     /// Whose factor an attempt on `service` needs.
     pub fn subject_item(&self, service: &str) -> SubjectItem {
-        self.subject.get(service).copied().unwrap_or(SubjectItem::User)
+        self.subject
+            .get(service)
+            .copied()
+            .unwrap_or(SubjectItem::User)
     }
 
     fn validate(&self, main_path: &Path, main_text: &str) -> Result<(), ConfigError> {
@@ -546,7 +551,10 @@ impl Config {
     pub fn warnings(&self) -> Vec<Warning> {
         let mut warnings = Vec::new();
         for (i, later) in self.rules.iter().enumerate() {
-            if let Some(earlier) = self.rules[..i].iter().find(|e| shadows(&e.when, &later.when)) {
+            if let Some(earlier) = self.rules[..i]
+                .iter()
+                .find(|e| shadows(&e.when, &later.when))
+            {
                 warnings.push(Warning {
                     origin: later.origin.clone(),
                     message: format!(
@@ -581,7 +589,9 @@ fn shadows(a: &Conditions, b: &Conditions) -> bool {
         a.is_none() || a == b
     }
     let time_ok = (a.time_in.is_empty() && a.time_not_in.is_empty())
-        || (a.time_in == b.time_in && a.time_not_in == b.time_not_in && a.time_zone.name == b.time_zone.name);
+        || (a.time_in == b.time_in
+            && a.time_not_in == b.time_not_in
+            && a.time_zone.name == b.time_zone.name);
     within(&a.service, &b.service)
         && superset(&a.not_service, &b.not_service)
         && within(&a.user, &b.user)
@@ -640,7 +650,10 @@ fn resolve_rules(
         if raw.name.trim().is_empty() {
             return Err(invalid("rule name must not be empty".into()));
         }
-        let methods = raw.methods.clone().unwrap_or_else(|| defaults.methods.clone());
+        let methods = raw
+            .methods
+            .clone()
+            .unwrap_or_else(|| defaults.methods.clone());
         if raw.action == Action::StepUp && methods.is_empty() {
             return Err(invalid(format!(
                 "rule {:?}: action = \"step_up\" with an empty methods list",
@@ -648,10 +661,16 @@ fn resolve_rules(
             )));
         }
         if raw.max_tries == Some(0) {
-            return Err(invalid(format!("rule {:?}: max_tries must be at least 1", raw.name)));
+            return Err(invalid(format!(
+                "rule {:?}: max_tries must be at least 1",
+                raw.name
+            )));
         }
         if raw.action != Action::StepUp
-            && (raw.methods.is_some() || raw.grace.is_some() || raw.grace_scope.is_some() || raw.max_tries.is_some())
+            && (raw.methods.is_some()
+                || raw.grace.is_some()
+                || raw.grace_scope.is_some()
+                || raw.max_tries.is_some())
         {
             return Err(invalid(format!(
                 "rule {:?}: methods, grace, grace_scope and max_tries only apply to action = \"step_up\"",

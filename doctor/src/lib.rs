@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn severity_orders_warning_below_error() {
         assert!(Severity::Warning < Severity::Error);
-        assert!(has_errors(&[Finding::warning("a", "b"), Finding::error("c", "d")]));
+        assert!(has_errors(&[
+            Finding::warning("a", "b"),
+            Finding::error("c", "d")
+        ]));
         assert!(!has_errors(&[Finding::warning("a", "b")]));
     }
 }

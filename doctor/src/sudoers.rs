@@ -75,7 +75,11 @@ pub fn read_sudoers(path: &Path) -> Result<SudoFacts, DoctorError> {
     })?;
     let host = short_hostname();
     let include = |p: &str| read_include(&expand_host(p, host.as_deref()));
-    Ok(parse_sudoers_text(&path.display().to_string(), &text, &include))
+    Ok(parse_sudoers_text(
+        &path.display().to_string(),
+        &text,
+        &include,
+    ))
 }
 
 /// The file-system side of includes: a file gives itself, a directory all the
@@ -198,7 +202,10 @@ impl Parser<'_> {
         };
         let resolved = resolved.display().to_string();
         if self.chain.len() >= MAX_SUDOERS_DEPTH {
-            self.problem(at, format!("includes nested deeper than {MAX_SUDOERS_DEPTH}: {resolved} not read"));
+            self.problem(
+                at,
+                format!("includes nested deeper than {MAX_SUDOERS_DEPTH}: {resolved} not read"),
+            );
             return;
         }
         let mut files = (self.include)(&resolved);
@@ -216,7 +223,10 @@ impl Parser<'_> {
         }
         for (p, text) in files {
             if self.chain.contains(&p) {
-                self.problem(at, format!("include loop: {p} is already being read; not read again"));
+                self.problem(
+                    at,
+                    format!("include loop: {p} is already being read; not read again"),
+                );
                 continue;
             }
             self.file(&p, &text);
@@ -264,7 +274,10 @@ impl Parser<'_> {
         } else if let Some(v) = rest.strip_prefix('=') {
             Some(unquote(v.trim()))
         } else {
-            self.problem(at, format!("`{shown}`: `{name}` takes no `+=`/`-=`; sudo rejects this line"));
+            self.problem(
+                at,
+                format!("`{shown}`: `{name}` takes no `+=`/`-=`; sudo rejects this line"),
+            );
             return;
         };
         match (name, negated, value) {
@@ -277,7 +290,10 @@ impl Parser<'_> {
                 ),
             },
             ("authenticate", negated, None) => self.authenticate(at, binding, !negated),
-            _ => self.problem(at, format!("`{shown}` is not a valid setting; sudo rejects this line")),
+            _ => self.problem(
+                at,
+                format!("`{shown}` is not a valid setting; sudo rejects this line"),
+            ),
         }
     }
 
@@ -288,7 +304,9 @@ impl Parser<'_> {
                 self.facts.locations.timestamp_timeout = Some(at.to_owned());
             }
             Some(who) => {
-                self.facts.per_user_timestamp.push((who.to_owned(), minutes));
+                self.facts
+                    .per_user_timestamp
+                    .push((who.to_owned(), minutes));
                 self.facts.locations.per_user_timestamp.push(at.to_owned());
             }
         }
@@ -302,7 +320,10 @@ impl Parser<'_> {
             }
             Some(who) => {
                 self.facts.per_user_authenticate.push((who.to_owned(), on));
-                self.facts.locations.per_user_authenticate.push(at.to_owned());
+                self.facts
+                    .locations
+                    .per_user_authenticate
+                    .push(at.to_owned());
             }
         }
     }
@@ -472,7 +493,8 @@ fn unquote(v: &str) -> String {
 /// A (possibly negative or fractional) number of minutes, as sudo accepts.
 fn parse_minutes(v: &str) -> Option<f64> {
     let plain = !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))
         && v.chars().any(|c| c.is_ascii_digit());
     if !plain {
         return None;
@@ -482,7 +504,13 @@ fn parse_minutes(v: &str) -> Option<f64> {
 
 /// A `NOPASSWD` tag (`NOPASSWD:`, possibly among other tags) in a user spec.
 fn has_nopasswd(code: &str) -> bool {
-    const ALIASES: [&str; 5] = ["User_Alias", "Runas_Alias", "Host_Alias", "Cmnd_Alias", "Cmd_Alias"];
+    const ALIASES: [&str; 5] = [
+        "User_Alias",
+        "Runas_Alias",
+        "Host_Alias",
+        "Cmnd_Alias",
+        "Cmd_Alias",
+    ];
     if ALIASES.iter().any(|a| code.starts_with(a)) {
         return false;
     }
@@ -493,6 +521,21 @@ fn has_nopasswd(code: &str) -> bool {
             .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
         before_ok && code[i + m.len()..].trim_start().starts_with(':')
     })
+}
+
+/// Who a scoped `Defaults` applies to, for messages: `Defaults:alice` → "for alice".
+fn scope(binding: &str) -> String {
+    let rest = binding.strip_prefix("Defaults").unwrap_or(binding);
+    let mut chars = rest.chars();
+    let sigil = chars.next();
+    let list = chars.as_str();
+    match sigil {
+        Some(':') => format!("for {list}"),
+        Some('@') => format!("on {list}"),
+        Some('>') => format!("when running as {list}"),
+        Some('!') => format!("for {list}"),
+        _ => format!("for `{binding}`"),
+    }
 }
 
 fn minutes(m: f64) -> String {
@@ -510,13 +553,18 @@ fn minutes(m: f64) -> String {
 /// per-user/host/runas/command `Defaults` with a non-zero timeout.
 pub fn check_sudo_timestamp(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> {
     let mut out = Vec::new();
-    let fix = "add `Defaults timestamp_timeout=0` in a sudoers drop-in (e.g. /etc/sudoers.d/stepup)";
+    let fix =
+        "add `Defaults timestamp_timeout=0` in a sudoers drop-in (e.g. /etc/sudoers.d/stepup)";
     let (value, location, source) = match (
         facts.timestamp_timeout_minutes,
         &facts.locations.timestamp_timeout,
     ) {
         (Some(v), Some(at)) => (v, at.clone(), format!("`Defaults timestamp_timeout={v}`")),
-        (Some(v), None) => (v, top_file(facts), format!("`Defaults timestamp_timeout={v}`")),
+        (Some(v), None) => (
+            v,
+            top_file(facts),
+            format!("`Defaults timestamp_timeout={v}`"),
+        ),
         (None, _) => (
             SUDO_DEFAULT_TIMESTAMP_MINUTES,
             top_file(facts),
@@ -548,14 +596,16 @@ pub fn check_sudo_timestamp(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec
             out.push(Finding::warning(
                 at.clone(),
                 format!(
-                    "`{who} timestamp_timeout={v}`: for these, the sudo timestamp never expires (until reboot), so sudo stops calling PAM (and step-up) after one authentication"
+                    "`{who} timestamp_timeout={v}`: {} the sudo timestamp never expires (until reboot), so sudo stops calling PAM (and step-up) after one authentication",
+                    scope(who)
                 ),
             ));
         } else if *v > 0.0 {
             out.push(Finding::warning(
                 at.clone(),
                 format!(
-                    "`{who} timestamp_timeout={v}`: for these, sudo skips PAM (and step-up) for {} after each authentication",
+                    "`{who} timestamp_timeout={v}`: {} sudo skips PAM (and step-up) for {} after each authentication",
+                    scope(who),
                     minutes(*v)
                 ),
             ));
@@ -587,7 +637,10 @@ pub fn check_sudo(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> 
         if !on {
             out.push(Finding::warning(
                 at.clone(),
-                format!("`{who} !authenticate`: sudo does not authenticate these, so step-up never runs for them"),
+                format!(
+                    "`{who} !authenticate`: {} sudo does not authenticate, so step-up never runs",
+                    scope(who)
+                ),
             ));
         }
     }
@@ -598,7 +651,7 @@ pub fn check_sudo(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> 
             format!("`{rule}`: NOPASSWD commands run without authentication, so step-up never runs for them"),
         ));
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
@@ -625,27 +678,54 @@ mod tests {
 
     #[test]
     fn global_forms() {
-        assert_eq!(parse("Defaults env_reset\n").timestamp_timeout_minutes, None);
-        assert_eq!(parse("Defaults timestamp_timeout=0\n").timestamp_timeout_minutes, Some(0.0));
-        assert_eq!(parse("Defaults  timestamp_timeout = 5\n").timestamp_timeout_minutes, Some(5.0));
+        assert_eq!(
+            parse("Defaults env_reset\n").timestamp_timeout_minutes,
+            None
+        );
+        assert_eq!(
+            parse("Defaults timestamp_timeout=0\n").timestamp_timeout_minutes,
+            Some(0.0)
+        );
+        assert_eq!(
+            parse("Defaults  timestamp_timeout = 5\n").timestamp_timeout_minutes,
+            Some(5.0)
+        );
         assert_eq!(
             parse("Defaults\tenv_reset, timestamp_timeout=0, !lecture\n").timestamp_timeout_minutes,
             Some(0.0)
         );
-        assert_eq!(parse("Defaults timestamp_timeout=2.5\n").timestamp_timeout_minutes, Some(2.5));
-        assert_eq!(parse("Defaults timestamp_timeout=-1\n").timestamp_timeout_minutes, Some(-1.0));
-        assert_eq!(parse("Defaults timestamp_timeout=\"7\"\n").timestamp_timeout_minutes, Some(7.0));
-        assert_eq!(parse("Defaults !timestamp_timeout\n").timestamp_timeout_minutes, Some(0.0));
+        assert_eq!(
+            parse("Defaults timestamp_timeout=2.5\n").timestamp_timeout_minutes,
+            Some(2.5)
+        );
+        assert_eq!(
+            parse("Defaults timestamp_timeout=-1\n").timestamp_timeout_minutes,
+            Some(-1.0)
+        );
+        assert_eq!(
+            parse("Defaults timestamp_timeout=\"7\"\n").timestamp_timeout_minutes,
+            Some(7.0)
+        );
+        assert_eq!(
+            parse("Defaults !timestamp_timeout\n").timestamp_timeout_minutes,
+            Some(0.0)
+        );
         let f = parse("Defaults env_reset,\\\n    timestamp_timeout=3\n");
         assert_eq!(f.timestamp_timeout_minutes, Some(3.0));
-        assert_eq!(f.locations.timestamp_timeout.as_deref(), Some("/etc/sudoers:1"));
+        assert_eq!(
+            f.locations.timestamp_timeout.as_deref(),
+            Some("/etc/sudoers:1")
+        );
     }
 
     #[test]
     fn later_global_wins() {
         let f = parse("Defaults timestamp_timeout=0\n# x\nDefaults timestamp_timeout=10\n");
         assert_eq!(f.timestamp_timeout_minutes, Some(10.0));
-        assert_eq!(f.locations.timestamp_timeout.as_deref(), Some("/etc/sudoers:3"));
+        assert_eq!(
+            f.locations.timestamp_timeout.as_deref(),
+            Some("/etc/sudoers:3")
+        );
     }
 
     #[test]
@@ -680,7 +760,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_problems() {
-        let f = parse("Defaults timestamp_timeout=soon\nDefaults timestamp_timeout+=3\nDefaults timestamp_timeout\n");
+        let f = parse(
+            "Defaults timestamp_timeout=soon\nDefaults timestamp_timeout+=3\nDefaults timestamp_timeout\n",
+        );
         assert_eq!(f.timestamp_timeout_minutes, None);
         assert_eq!(f.problems.len(), 3, "{:?}", f.problems);
         assert!(f.problems.iter().all(|p| p.severity == Severity::Warning));
@@ -692,14 +774,32 @@ mod tests {
         let include = |p: &str| -> Vec<(String, String)> {
             match p {
                 "/etc/sudoers.d" => vec![
-                    ("/etc/sudoers.d/zz-late".into(), "Defaults timestamp_timeout=0\n".into()),
-                    ("/etc/sudoers.d/README".into(), "Defaults timestamp_timeout=99\n".into()),
-                    ("/etc/sudoers.d/a.conf".into(), "Defaults timestamp_timeout=98\n".into()),
-                    ("/etc/sudoers.d/b~".into(), "Defaults timestamp_timeout=97\n".into()),
-                    ("/etc/sudoers.d/10-local".into(), "@include ../sudoers.local\n".into()),
+                    (
+                        "/etc/sudoers.d/zz-late".into(),
+                        "Defaults timestamp_timeout=0\n".into(),
+                    ),
+                    (
+                        "/etc/sudoers.d/README".into(),
+                        "Defaults timestamp_timeout=99\n".into(),
+                    ),
+                    (
+                        "/etc/sudoers.d/a.conf".into(),
+                        "Defaults timestamp_timeout=98\n".into(),
+                    ),
+                    (
+                        "/etc/sudoers.d/b~".into(),
+                        "Defaults timestamp_timeout=97\n".into(),
+                    ),
+                    (
+                        "/etc/sudoers.d/10-local".into(),
+                        "@include ../sudoers.local\n".into(),
+                    ),
                 ],
                 "/etc/sudoers.d/../sudoers.local" => {
-                    vec![(p.into(), "Defaults timestamp_timeout=20\nDefaults:ops timestamp_timeout=5\n".into())]
+                    vec![(
+                        p.into(),
+                        "Defaults timestamp_timeout=20\nDefaults:ops timestamp_timeout=5\n".into(),
+                    )]
                 }
                 _ => Vec::new(),
             }
@@ -720,7 +820,10 @@ mod tests {
             ]
         );
         assert_eq!(f.timestamp_timeout_minutes, Some(0.0));
-        assert_eq!(f.locations.timestamp_timeout.as_deref(), Some("/etc/sudoers.d/zz-late:1"));
+        assert_eq!(
+            f.locations.timestamp_timeout.as_deref(),
+            Some("/etc/sudoers.d/zz-late:1")
+        );
         assert_eq!(f.per_user_timestamp, vec![("Defaults:ops".to_owned(), 5.0)]);
     }
 
@@ -746,7 +849,10 @@ mod tests {
     #[test]
     fn include_loop_is_cut() {
         let include = |p: &str| -> Vec<(String, String)> {
-            vec![(p.to_owned(), "Defaults timestamp_timeout=0\n#include /etc/sudoers\n".into())]
+            vec![(
+                p.to_owned(),
+                "Defaults timestamp_timeout=0\n#include /etc/sudoers\n".into(),
+            )]
         };
         let f = parse_sudoers_text("/etc/sudoers", "#include /etc/a\n", &include);
         assert_eq!(f.files, vec!["/etc/sudoers", "/etc/a"]);
@@ -773,7 +879,9 @@ mod tests {
         assert_eq!(never[0].location, "/etc/sudoers:1");
 
         let scoped = check_sudo_timestamp(
-            &parse("Defaults timestamp_timeout=0\nDefaults:alice timestamp_timeout=30\nDefaults:bob timestamp_timeout=0\nDefaults@h timestamp_timeout=-1\n"),
+            &parse(
+                "Defaults timestamp_timeout=0\nDefaults:alice timestamp_timeout=30\nDefaults:bob timestamp_timeout=0\nDefaults@h timestamp_timeout=-1\n",
+            ),
             false,
         );
         assert_eq!(scoped.len(), 2, "{scoped:?}");
@@ -791,7 +899,10 @@ mod tests {
         assert_eq!(f.authenticate, Some(false));
         assert_eq!(
             f.per_user_authenticate,
-            vec![("Defaults:deploy".to_owned(), false), ("Defaults:x".to_owned(), true)]
+            vec![
+                ("Defaults:deploy".to_owned(), false),
+                ("Defaults:x".to_owned(), true)
+            ]
         );
         assert_eq!(f.nopasswd.len(), 2);
         assert_eq!(f.nopasswd[1].0, "/etc/sudoers:5");
@@ -804,7 +915,10 @@ mod tests {
 
     #[test]
     fn host_expansion() {
-        assert_eq!(expand_host("/etc/sudoers.%h", Some("web1")), "/etc/sudoers.web1");
+        assert_eq!(
+            expand_host("/etc/sudoers.%h", Some("web1")),
+            "/etc/sudoers.web1"
+        );
         assert_eq!(expand_host("/etc/100%%", Some("web1")), "/etc/100%");
         assert_eq!(expand_host("/etc/%h", None), "/etc/%h");
     }

@@ -121,7 +121,8 @@ impl Engine {
         *self
             .config
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(config), Timestamp::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (Arc::new(config), Timestamp::now());
     }
 
     fn record(&self, who: &Who, method: &str, outcome: &str) -> Result<(), DaemonError> {
@@ -167,7 +168,10 @@ impl Engine {
                     s.host.clone(),
                     format!("utmp: {} logged in on {} from {}", s.user, ctx.tty, s.host),
                 ),
-                _ => (String::new(), "none: no PAM_RHOST and no remote login on this tty".to_owned()),
+                _ => (
+                    String::new(),
+                    "none: no PAM_RHOST and no remote login on this tty".to_owned(),
+                ),
             }
         };
         Origin {
@@ -222,7 +226,10 @@ impl Engine {
                 ("rule", &rule.name),
                 ("verdict", rule.action.as_str()),
                 ("grace", if grace.is_some() { "true" } else { "false" }),
-                ("report_only", if rule.report_only { "true" } else { "false" }),
+                (
+                    "report_only",
+                    if rule.report_only { "true" } else { "false" },
+                ),
             ],
         );
         if rule.report_only {
@@ -238,7 +245,11 @@ impl Engine {
             Action::StepUp if grace.is_some() => {
                 audit::event(
                     "grace_used",
-                    &[("subject", &subject), ("rule", &rule.name), ("scope", rule.grace_scope.as_str())],
+                    &[
+                        ("subject", &subject),
+                        ("rule", &rule.name),
+                        ("scope", rule.grace_scope.as_str()),
+                    ],
                 );
                 self.let_in(&who)?;
                 Ok(Step::done(StepKind::Allow, ""))
@@ -291,7 +302,11 @@ impl Engine {
     /// A dry run of the policy for `ctx` at `at` (default now): every rule
     /// and condition, the verdict, grace, and the factors that would be
     /// offered. Changes nothing.
-    pub fn explain(&self, ctx: AttemptContext, at: Option<Timestamp>) -> Result<Explanation, DaemonError> {
+    pub fn explain(
+        &self,
+        ctx: AttemptContext,
+        at: Option<Timestamp>,
+    ) -> Result<Explanation, DaemonError> {
         let config = self.config();
         let origin = self.origin_of(&config, &ctx);
         let subject = subject_of(&config, &ctx).to_owned();
@@ -302,14 +317,16 @@ impl Engine {
             now: at.unwrap_or_else(Timestamp::now),
         };
         let mut lookups = StoreLookups::new(&self.store);
-        let (rule, rules) = policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let (rule, rules) =
+            policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
         let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
         let enrolled: Vec<EnrolledFactor> = lock(&self.store)
             .list(&subject)
             .map_err(failed)?
             .into_iter()
             .map(|c| EnrolledFactor {
-                offered: rule.action == Action::StepUp && rule.methods.iter().any(|m| m.as_str() == c.method),
+                offered: rule.action == Action::StepUp
+                    && rule.methods.iter().any(|m| m.as_str() == c.method),
                 id: c.id,
                 method: c.method,
                 label: c.label,
@@ -365,10 +382,7 @@ impl Engine {
             self.record(&session.who, "totp", "timeout")?;
             audit::event(
                 "factor_failed",
-                &[
-                    ("subject", &session.who.subject),
-                    ("reason", "timeout"),
-                ],
+                &[("subject", &session.who.subject), ("reason", "timeout")],
             );
             return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
         }
@@ -606,7 +620,11 @@ pub fn subject_of<'a>(config: &Config, ctx: &'a AttemptContext) -> &'a str {
 
 /// When grace was earned, if the deciding rule steps up and a success in
 /// its scope is recent enough.
-fn grace_earned(rule: &Rule, attempt: &Attempt<'_>, lookups: &mut dyn Lookups) -> Result<Option<u64>, String> {
+fn grace_earned(
+    rule: &Rule,
+    attempt: &Attempt<'_>,
+    lookups: &mut dyn Lookups,
+) -> Result<Option<u64>, String> {
     if rule.action != Action::StepUp || rule.grace.0.is_zero() {
         return Ok(None);
     }
@@ -624,7 +642,10 @@ struct StoreLookups<'e> {
 
 impl<'e> StoreLookups<'e> {
     fn new(store: &'e Mutex<Store>) -> Self {
-        Self { store, groups: None }
+        Self {
+            store,
+            groups: None,
+        }
     }
 }
 
@@ -641,11 +662,15 @@ impl Lookups for StoreLookups<'_> {
     }
 
     fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
-        lock(self.store).source_last_seen(subject, rhost).map_err(|e| e.to_string())
+        lock(self.store)
+            .source_last_seen(subject, rhost)
+            .map_err(|e| e.to_string())
     }
 
     fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
-        lock(self.store).failures_since(subject, since).map_err(|e| e.to_string())
+        lock(self.store)
+            .failures_since(subject, since)
+            .map_err(|e| e.to_string())
     }
 
     fn last_success(
@@ -662,17 +687,22 @@ impl Lookups for StoreLookups<'_> {
             Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
             Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
         };
-        lock(self.store).last_success(subject, since, same).map_err(|e| e.to_string())
+        lock(self.store)
+            .last_success(subject, since, same)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// The user's groups (primary and supplementary) from NSS; `None` if unknown.
 fn nss_groups(user: &str) -> Result<Option<Vec<String>>, String> {
     use nix::unistd::{Group, User, getgrouplist};
-    let Some(account) = User::from_name(user).map_err(|e| format!("NSS lookup of {user:?}: {e}"))? else {
+    let Some(account) =
+        User::from_name(user).map_err(|e| format!("NSS lookup of {user:?}: {e}"))?
+    else {
         return Ok(None);
     };
-    let name = std::ffi::CString::new(user).map_err(|_| format!("user name {user:?} contains NUL"))?;
+    let name =
+        std::ffi::CString::new(user).map_err(|_| format!("user name {user:?} contains NUL"))?;
     let gids = getgrouplist(&name, account.gid).map_err(|e| format!("groups of {user:?}: {e}"))?;
     let mut names = Vec::with_capacity(gids.len());
     for gid in gids {

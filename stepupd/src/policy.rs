@@ -81,7 +81,12 @@ struct Tracer<'t> {
 
 impl Tracer<'_> {
     /// Record one condition; false when evaluation of this rule can stop.
-    fn record(&mut self, condition: &'static str, holds: bool, detail: impl FnOnce() -> String) -> bool {
+    fn record(
+        &mut self,
+        condition: &'static str,
+        holds: bool,
+        detail: impl FnOnce() -> String,
+    ) -> bool {
         self.all &= holds;
         match self.trace.as_deref_mut() {
             Some(trace) => {
@@ -135,51 +140,128 @@ fn check(
 
     if !w.service.is_empty() {
         let holds = w.service.contains(&ctx.service);
-        cond!("service", holds, format!("service {:?} {} {}", ctx.service, is_in(holds), list(&w.service)));
+        cond!(
+            "service",
+            holds,
+            format!(
+                "service {:?} {} {}",
+                ctx.service,
+                is_in(holds),
+                list(&w.service)
+            )
+        );
     }
     if !w.not_service.is_empty() {
         let holds = !w.not_service.contains(&ctx.service);
-        cond!("not_service", holds, format!("service {:?} {} {}", ctx.service, is_in(!holds), list(&w.not_service)));
+        cond!(
+            "not_service",
+            holds,
+            format!(
+                "service {:?} {} {}",
+                ctx.service,
+                is_in(!holds),
+                list(&w.not_service)
+            )
+        );
     }
     if !w.user.is_empty() {
         let holds = w.user.contains(&ctx.user);
-        cond!("user", holds, format!("user {:?} {} {}", ctx.user, is_in(holds), list(&w.user)));
+        cond!(
+            "user",
+            holds,
+            format!("user {:?} {} {}", ctx.user, is_in(holds), list(&w.user))
+        );
     }
     if !w.not_user.is_empty() {
         let holds = !w.not_user.contains(&ctx.user);
-        cond!("not_user", holds, format!("user {:?} {} {}", ctx.user, is_in(!holds), list(&w.not_user)));
+        cond!(
+            "not_user",
+            holds,
+            format!(
+                "user {:?} {} {}",
+                ctx.user,
+                is_in(!holds),
+                list(&w.not_user)
+            )
+        );
     }
     if !w.ruser.is_empty() {
         let holds = w.ruser.contains(&ctx.ruser);
-        cond!("ruser", holds, format!("ruser {:?} {} {}", ctx.ruser, is_in(holds), list(&w.ruser)));
+        cond!(
+            "ruser",
+            holds,
+            format!("ruser {:?} {} {}", ctx.ruser, is_in(holds), list(&w.ruser))
+        );
     }
     if !w.tty.is_empty() {
         let holds = w.tty.iter().any(|g| g.matches(&ctx.tty));
-        cond!("tty", holds, format!("tty {:?} {} {}", ctx.tty, if holds { "matches" } else { "matches none of" }, list(&w.tty)));
+        cond!(
+            "tty",
+            holds,
+            format!(
+                "tty {:?} {} {}",
+                ctx.tty,
+                if holds { "matches" } else { "matches none of" },
+                list(&w.tty)
+            )
+        );
     }
     if !w.not_tty.is_empty() {
         let hit = w.not_tty.iter().any(|g| g.matches(&ctx.tty));
-        cond!("not_tty", !hit, format!("tty {:?} {} {}", ctx.tty, if hit { "matches" } else { "matches none of" }, list(&w.not_tty)));
+        cond!(
+            "not_tty",
+            !hit,
+            format!(
+                "tty {:?} {} {}",
+                ctx.tty,
+                if hit { "matches" } else { "matches none of" },
+                list(&w.not_tty)
+            )
+        );
     }
     let origin = attempt.origin;
     if let Some(remote) = w.remote {
         let holds = origin.remote == remote;
-        cond!("remote", holds, format!(
-            "attempt is {} (rhost {:?} from {}, tty {:?}); rule wants {}",
-            if origin.remote { "remote" } else { "local" },
-            origin.rhost,
-            origin.rhost_source,
-            ctx.tty,
-            if remote { "remote" } else { "local" }
-        ));
+        cond!(
+            "remote",
+            holds,
+            format!(
+                "attempt is {} (rhost {:?} from {}, tty {:?}); rule wants {}",
+                if origin.remote { "remote" } else { "local" },
+                origin.rhost,
+                origin.rhost_source,
+                ctx.tty,
+                if remote { "remote" } else { "local" }
+            )
+        );
     }
     if !w.rhost_in.is_empty() {
         let holds = w.rhost_in.iter().any(|p| p.matches(&origin.rhost));
-        cond!("rhost_in", holds, format!("rhost {:?} ({}) {} {}", origin.rhost, origin.rhost_source, is_in(holds), list(&w.rhost_in)));
+        cond!(
+            "rhost_in",
+            holds,
+            format!(
+                "rhost {:?} ({}) {} {}",
+                origin.rhost,
+                origin.rhost_source,
+                is_in(holds),
+                list(&w.rhost_in)
+            )
+        );
     }
     if !w.rhost_not_in.is_empty() {
         let hit = w.rhost_not_in.iter().any(|p| p.matches(&origin.rhost));
-        cond!("rhost_not_in", !hit, format!("rhost {:?} ({}) {} {}", origin.rhost, origin.rhost_source, is_in(hit), list(&w.rhost_not_in)));
+        cond!(
+            "rhost_not_in",
+            !hit,
+            format!(
+                "rhost {:?} ({}) {} {}",
+                origin.rhost,
+                origin.rhost_source,
+                is_in(hit),
+                list(&w.rhost_not_in)
+            )
+        );
     }
     if !w.time_in.is_empty() || !w.time_not_in.is_empty() {
         let tz = &w.time_zone.tz;
@@ -187,26 +269,45 @@ fn check(
         let shown = || format!("{} in {}", local.strftime("%a %H:%M"), w.time_zone.name);
         if !w.time_in.is_empty() {
             let holds = w.time_in.iter().any(|win| win.contains(attempt.now, tz));
-            cond!("time_in", holds, format!("{} {} {}", shown(), is_in(holds), list(&w.time_in)));
+            cond!(
+                "time_in",
+                holds,
+                format!("{} {} {}", shown(), is_in(holds), list(&w.time_in))
+            );
         }
         if !w.time_not_in.is_empty() {
-            let hit = w.time_not_in.iter().any(|win| win.contains(attempt.now, tz));
-            cond!("time_not_in", !hit, format!("{} {} {}", shown(), is_in(hit), list(&w.time_not_in)));
+            let hit = w
+                .time_not_in
+                .iter()
+                .any(|win| win.contains(attempt.now, tz));
+            cond!(
+                "time_not_in",
+                !hit,
+                format!("{} {} {}", shown(), is_in(hit), list(&w.time_not_in))
+            );
         }
     }
     if let Some(age) = w.session_age {
         match origin.session_started {
-            None => cond!("session_age", false, "login session start unknown (tty not in utmp)".to_owned()),
+            None => cond!(
+                "session_age",
+                false,
+                "login session start unknown (tty not in utmp)".to_owned()
+            ),
             Some(started) => {
                 let age_secs = u64::try_from(attempt.now.as_second() - started).unwrap_or(0);
                 let over_ok = age.over.is_none_or(|o| age_secs >= o.0.as_secs());
                 let under_ok = age.under.is_none_or(|u| age_secs < u.0.as_secs());
-                cond!("session_age", over_ok && under_ok, format!(
-                    "session began {age_secs}s ago ({}); rule wants{}{}",
-                    origin.session_source,
-                    age.over.map(|o| format!(" over {o}")).unwrap_or_default(),
-                    age.under.map(|u| format!(" under {u}")).unwrap_or_default()
-                ));
+                cond!(
+                    "session_age",
+                    over_ok && under_ok,
+                    format!(
+                        "session began {age_secs}s ago ({}); rule wants{}{}",
+                        origin.session_source,
+                        age.over.map(|o| format!(" over {o}")).unwrap_or_default(),
+                        age.under.map(|u| format!(" under {u}")).unwrap_or_default()
+                    )
+                );
             }
         }
     }
@@ -215,58 +316,130 @@ fn check(
         match groups {
             None => {
                 if !w.group.is_empty() {
-                    cond!("group", false, format!("user {:?} is unknown to NSS", ctx.user));
+                    cond!(
+                        "group",
+                        false,
+                        format!("user {:?} is unknown to NSS", ctx.user)
+                    );
                 }
                 if !w.not_group.is_empty() {
-                    cond!("not_group", false, format!("user {:?} is unknown to NSS", ctx.user));
+                    cond!(
+                        "not_group",
+                        false,
+                        format!("user {:?} is unknown to NSS", ctx.user)
+                    );
                 }
             }
             Some(groups) => {
                 if !w.group.is_empty() {
                     let holds = w.group.iter().any(|g| groups.contains(g));
-                    cond!("group", holds, format!("groups of {:?} {} {} {}", ctx.user, list(&groups), if holds { "include one of" } else { "include none of" }, list(&w.group)));
+                    cond!(
+                        "group",
+                        holds,
+                        format!(
+                            "groups of {:?} {} {} {}",
+                            ctx.user,
+                            list(&groups),
+                            if holds {
+                                "include one of"
+                            } else {
+                                "include none of"
+                            },
+                            list(&w.group)
+                        )
+                    );
                 }
                 if !w.not_group.is_empty() {
                     let hit = w.not_group.iter().any(|g| groups.contains(g));
-                    cond!("not_group", !hit, format!("groups of {:?} {} {} {}", ctx.user, list(&groups), if hit { "include one of" } else { "include none of" }, list(&w.not_group)));
+                    cond!(
+                        "not_group",
+                        !hit,
+                        format!(
+                            "groups of {:?} {} {} {}",
+                            ctx.user,
+                            list(&groups),
+                            if hit {
+                                "include one of"
+                            } else {
+                                "include none of"
+                            },
+                            list(&w.not_group)
+                        )
+                    );
                 }
             }
         }
     }
     if let Some(span) = w.new_rhost {
         if origin.rhost.is_empty() {
-            cond!("new_rhost", false, "no source address (local attempt)".to_owned());
+            cond!(
+                "new_rhost",
+                false,
+                "no source address (local attempt)".to_owned()
+            );
         } else {
             let seen = lookups.source_last_seen(attempt.subject, &origin.rhost)?;
             let cutoff = since(attempt, span);
             let holds = seen.is_none_or(|t| t < cutoff);
             let now = attempt.now_secs();
-            cond!("new_rhost", holds, match seen {
-                None => format!("{} never let in from {:?}", attempt.subject, origin.rhost),
-                Some(t) => format!("{} last let in from {:?} {}; rule window {span}", attempt.subject, origin.rhost, ago(now, t)),
-            });
+            cond!(
+                "new_rhost",
+                holds,
+                match seen {
+                    None => format!("{} never let in from {:?}", attempt.subject, origin.rhost),
+                    Some(t) => format!(
+                        "{} last let in from {:?} {}; rule window {span}",
+                        attempt.subject,
+                        origin.rhost,
+                        ago(now, t)
+                    ),
+                }
+            );
         }
     }
     if let Some(f) = w.recent_failures {
         let count = lookups.failures_since(attempt.subject, since(attempt, f.within))?;
-        cond!("recent_failures", count >= u64::from(f.at_least), format!(
-            "{count} failed step-up(s) by {} within {}; rule wants at least {}",
-            attempt.subject, f.within, f.at_least
-        ));
+        cond!(
+            "recent_failures",
+            count >= u64::from(f.at_least),
+            format!(
+                "{count} failed step-up(s) by {} within {}; rule wants at least {}",
+                attempt.subject, f.within, f.at_least
+            )
+        );
     }
     if let Some(s) = w.stepped_up_within {
-        let last = lookups.last_success(attempt.subject, since(attempt, s.within), s.scope, attempt)?;
+        let last =
+            lookups.last_success(attempt.subject, since(attempt, s.within), s.scope, attempt)?;
         let now = attempt.now_secs();
-        cond!("stepped_up_within", last.is_some(), match last {
-            Some(t) => format!("{} stepped up {} (scope {})", attempt.subject, ago(now, t), s.scope.as_str()),
-            None => format!("no step-up by {} within {} (scope {})", attempt.subject, s.within, s.scope.as_str()),
-        });
+        cond!(
+            "stepped_up_within",
+            last.is_some(),
+            match last {
+                Some(t) => format!(
+                    "{} stepped up {} (scope {})",
+                    attempt.subject,
+                    ago(now, t),
+                    s.scope.as_str()
+                ),
+                None => format!(
+                    "no step-up by {} within {} (scope {})",
+                    attempt.subject,
+                    s.within,
+                    s.scope.as_str()
+                ),
+            }
+        );
     }
     Ok(t.all)
 }
 
 /// The rule that decides this attempt (the fallback when none matches).
-pub fn decide<'c>(config: &'c Config, attempt: &Attempt<'_>, lookups: &mut dyn Lookups) -> Result<&'c Rule, String> {
+pub fn decide<'c>(
+    config: &'c Config,
+    attempt: &Attempt<'_>,
+    lookups: &mut dyn Lookups,
+) -> Result<&'c Rule, String> {
     for rule in &config.rules {
         if check(rule, attempt, lookups, None)? {
             return Ok(rule);

@@ -132,7 +132,10 @@ impl Daemon1 {
         require_root(&self.dbus, &header).await?;
         let at = match context.remove("at").filter(|a| !a.is_empty()) {
             None => None,
-            Some(text) => Some(parse_time(&text, &self.engine.config().defaults.time_zone.tz)?),
+            Some(text) => Some(parse_time(
+                &text,
+                &self.engine.config().defaults.time_zone.tz,
+            )?),
         };
         let context = AttemptContext::from_wire(context)
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
@@ -179,7 +182,10 @@ impl Daemon1 {
             ("config_files".to_owned(), files.join(",")),
             ("rules".to_owned(), config.rules.len().to_string()),
             ("policy_hash".to_owned(), config.hash.clone()),
-            ("policy_loaded_at".to_owned(), self.engine.config_loaded_at().to_string()),
+            (
+                "policy_loaded_at".to_owned(),
+                self.engine.config_loaded_at().to_string(),
+            ),
             (
                 "report_only".to_owned(),
                 config.defaults.report_only.to_string(),

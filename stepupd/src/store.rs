@@ -343,7 +343,12 @@ impl Store {
             .optional()?)
     }
 
-    pub fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64) -> Result<(), StoreError> {
+    pub fn mark_source_seen(
+        &mut self,
+        user: &str,
+        rhost: &str,
+        time: u64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO sources (user, rhost, last_seen) VALUES (?1, ?2, ?3)
              ON CONFLICT (user, rhost) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
@@ -470,17 +475,44 @@ mod tests {
             method: "totp".into(),
             outcome: outcome.into(),
         };
-        store.record(&entry(100, "alice", "/dev/pts/1", "", "success")).unwrap();
-        store.record(&entry(200, "alice", "/dev/pts/2", "10.0.0.1", "success")).unwrap();
-        store.record(&entry(250, "alice", "/dev/pts/2", "", "wrong_code")).unwrap();
-        store.record(&entry(260, "alice", "/dev/pts/2", "", "replay")).unwrap();
-        store.record(&entry(270, "alice", "/dev/pts/2", "", "cancelled")).unwrap();
-        store.record(&entry(300, "bob", "/dev/pts/1", "", "success")).unwrap();
+        store
+            .record(&entry(100, "alice", "/dev/pts/1", "", "success"))
+            .unwrap();
+        store
+            .record(&entry(200, "alice", "/dev/pts/2", "10.0.0.1", "success"))
+            .unwrap();
+        store
+            .record(&entry(250, "alice", "/dev/pts/2", "", "wrong_code"))
+            .unwrap();
+        store
+            .record(&entry(260, "alice", "/dev/pts/2", "", "replay"))
+            .unwrap();
+        store
+            .record(&entry(270, "alice", "/dev/pts/2", "", "cancelled"))
+            .unwrap();
+        store
+            .record(&entry(300, "bob", "/dev/pts/1", "", "success"))
+            .unwrap();
         assert_eq!(store.last_success("alice", 0, None).unwrap(), Some(200));
         assert_eq!(store.last_success("alice", 201, None).unwrap(), None);
-        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Tty, "/dev/pts/1"))).unwrap(), Some(100));
-        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.1"))).unwrap(), Some(200));
-        assert_eq!(store.last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.2"))).unwrap(), None);
+        assert_eq!(
+            store
+                .last_success("alice", 0, Some((HistoryColumn::Tty, "/dev/pts/1")))
+                .unwrap(),
+            Some(100)
+        );
+        assert_eq!(
+            store
+                .last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.1")))
+                .unwrap(),
+            Some(200)
+        );
+        assert_eq!(
+            store
+                .last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.2")))
+                .unwrap(),
+            None
+        );
         assert_eq!(store.failures_since("alice", 0).unwrap(), 2);
         assert_eq!(store.failures_since("alice", 255).unwrap(), 1);
         assert_eq!(store.failures_since("bob", 0).unwrap(), 0);
@@ -488,7 +520,10 @@ mod tests {
         assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), None);
         store.mark_source_seen("alice", "10.0.0.1", 500).unwrap();
         store.mark_source_seen("alice", "10.0.0.1", 400).unwrap();
-        assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), Some(500));
+        assert_eq!(
+            store.source_last_seen("alice", "10.0.0.1").unwrap(),
+            Some(500)
+        );
         assert_eq!(store.source_last_seen("bob", "10.0.0.1").unwrap(), None);
     }
 

@@ -57,7 +57,11 @@ pub fn session_for_tty(path: &Path, tty: &str) -> Result<Option<LoginSession>, U
     if meta.uid() != 0 || meta.mode() & 0o002 != 0 {
         return Err(UtmpError::Untrusted(
             shown,
-            format!("owner uid {}, mode {:04o}", meta.uid(), meta.mode() & 0o7777),
+            format!(
+                "owner uid {}, mode {:04o}",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
         ));
     }
     let data = fs::read(path).map_err(|e| UtmpError::Io(shown, e))?;
@@ -73,7 +77,12 @@ pub fn find(data: &[u8], line: &str) -> Option<LoginSession> {
         .map(|r| LoginSession {
             user: text(&r[USER]),
             host: text(&r[HOST]),
-            started: i64::from(i32::from_ne_bytes([r[TV_SEC.start], r[TV_SEC.start + 1], r[TV_SEC.start + 2], r[TV_SEC.start + 3]])),
+            started: i64::from(i32::from_ne_bytes([
+                r[TV_SEC.start],
+                r[TV_SEC.start + 1],
+                r[TV_SEC.start + 2],
+                r[TV_SEC.start + 3],
+            ])),
         })
 }
 
@@ -103,11 +112,20 @@ mod tests {
 
     #[test]
     fn finds_the_live_session_for_a_tty() {
-        let mut data = record(USER_PROCESS, "pts/1", "alice", "198.51.100.4", 1_700_000_000);
+        let mut data = record(
+            USER_PROCESS,
+            "pts/1",
+            "alice",
+            "198.51.100.4",
+            1_700_000_000,
+        );
         data.extend(record(8, "pts/2", "bob", "203.0.113.9", 1_700_000_100)); // DEAD_PROCESS
         data.extend(record(USER_PROCESS, "pts/2", "carol", "", 1_700_000_200));
         let s = find(&data, "pts/1").unwrap();
-        assert_eq!((s.user.as_str(), s.host.as_str(), s.started), ("alice", "198.51.100.4", 1_700_000_000));
+        assert_eq!(
+            (s.user.as_str(), s.host.as_str(), s.started),
+            ("alice", "198.51.100.4", 1_700_000_000)
+        );
         assert_eq!(find(&data, "pts/2").unwrap().user, "carol");
         assert!(find(&data, "pts/9").is_none());
         // A truncated trailing record is ignored, not misread.
@@ -124,9 +142,15 @@ mod tests {
         fs::write(&path, record(USER_PROCESS, "pts/1", "a", "h", 1)).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
         if nix::unistd::geteuid().is_root() {
-            assert!(matches!(session_for_tty(&path, "/dev/pts/1"), Err(UtmpError::Untrusted(..))));
+            assert!(matches!(
+                session_for_tty(&path, "/dev/pts/1"),
+                Err(UtmpError::Untrusted(..))
+            ));
             fs::set_permissions(&path, fs::Permissions::from_mode(0o664)).unwrap();
-            assert_eq!(session_for_tty(&path, "/dev/pts/1").unwrap().unwrap().host, "h");
+            assert_eq!(
+                session_for_tty(&path, "/dev/pts/1").unwrap().unwrap().host,
+                "h"
+            );
         }
         assert!(is_remote_host("10.0.0.1") && !is_remote_host(":0") && !is_remote_host(""));
     }

@@ -125,7 +125,9 @@ const OPEN_POLICY: &str = r#"
   </policy>"#;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 pub fn shipped_bus_policy() -> PathBuf {

@@ -270,8 +270,88 @@ fn report_only_evaluates_but_never_challenges() {
     assert_eq!(run.code, PAM_SUCCESS);
     assert_eq!(run.prompts(), 0);
     assert!(
-        daemon.log().contains("verdict=deny grace=false report_only=true"),
+        daemon
+            .log()
+            .contains("verdict=deny grace=false report_only=true"),
         "{}",
         daemon.log()
+    );
+}
+
+#[test]
+fn doctor_finds_sudo_timestamp_and_skippable_stacks() {
+    let pam = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| fs::write(pam.path().join(name), text).unwrap();
+    write(
+        "common-auth",
+        "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\nauth required pam_permit.so\n",
+    );
+    write(
+        "sudo",
+        "@include common-auth\nauth required pam_stepup.so\n",
+    );
+    let etc = tempfile::tempdir().unwrap();
+    let sudoers = etc.path().join("sudoers");
+    fs::write(
+        &sudoers,
+        "Defaults env_reset, timestamp_timeout=0\nroot ALL=(ALL) ALL\n",
+    )
+    .unwrap();
+    let config = config_dir(POLICY);
+    let doctor = |services: &[&str]| {
+        let mut c = Command::new(artifact("stepupctl"));
+        c.arg("doctor")
+            .arg("--config-dir")
+            .arg(config.path())
+            .arg("--pam-dir")
+            .arg(pam.path())
+            .arg("--sudoers")
+            .arg(&sudoers);
+        for s in services {
+            c.args(["--service", s]);
+        }
+        c.output().unwrap()
+    };
+
+    let out = doctor(&[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("ok: nothing found"),
+        "{}",
+        stdout(&out)
+    );
+
+    // sudo's built-in 15 minutes: sudo skips PAM, so step-up is skipped.
+    fs::write(&sudoers, "root ALL=(ALL) ALL\n").unwrap();
+    let out = doctor(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("timestamp_timeout is 15 minutes"),
+        "{}",
+        stdout(&out)
+    );
+    fs::write(&sudoers, "Defaults timestamp_timeout=0\n").unwrap();
+
+    // A password alone is enough before pam_stepup: bypass.
+    write(
+        "sudo",
+        "auth sufficient pam_unix.so\nauth required pam_stepup.so\n",
+    );
+    let out = doctor(&["sudo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("sufficient pam_unix.so"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Explicitly named but missing from the stack.
+    write("su", "auth required pam_unix.so\n");
+    let out = doctor(&["su"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not in the auth stack"),
+        "{}",
+        stdout(&out)
     );
 }

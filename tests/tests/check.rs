@@ -53,7 +53,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn every_broken_fixture_gets_its_precise_message() {
     let root = fixture("broken");
     let mut cases = 0;
-    for case in walk(&root).into_iter().filter(|p| p.is_dir() && p.parent() == Some(root.as_path())) {
+    for case in walk(&root)
+        .into_iter()
+        .filter(|p| p.is_dir() && p.parent() == Some(root.as_path()))
+    {
         let expected = fs::read_to_string(case.join("expected")).unwrap();
         let mut lines = expected.lines();
         let (location, message) = (lines.next().unwrap(), lines.next().unwrap());
@@ -105,7 +108,10 @@ action = "deny"
         stdout.contains(r#"warning: rule "ops-sudo" can never match: rule "all-sudo""#),
         "{stdout}"
     );
-    assert!(stdout.contains("every attempt through pam_stepup is refused"), "{stdout}");
+    assert!(
+        stdout.contains("every attempt through pam_stepup is refused"),
+        "{stdout}"
+    );
 
     // A narrower rule first, then a broader one: no warning.
     let dir = config_dir(
@@ -122,8 +128,15 @@ fn shipped_default_and_demo_configs_pass_check() {
         let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
         let dir = config_dir(&text);
         let out = check(dir.path());
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("warning"), "{file}");
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("warning"),
+            "{file}"
+        );
     }
 }
 

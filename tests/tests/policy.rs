@@ -16,7 +16,11 @@ fn start(policy: &str) -> (Bus, Daemon, PamService) {
 }
 
 fn out_text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -49,9 +53,18 @@ message = "Logins from this network are not allowed."
 
     let blocked = pamtester(&pam, "olivia", &[], &["rhost=203.0.113.5"]);
     assert!(!blocked.status.success());
-    assert!(out_text(&blocked).contains("Logins from this network are not allowed."), "{}", out_text(&blocked));
+    assert!(
+        out_text(&blocked).contains("Logins from this network are not allowed."),
+        "{}",
+        out_text(&blocked)
+    );
 
-    let elsewhere = drive(&pam, "olivia", &["-r", "198.51.100.7", "-a", &oathtool_now(&secret)], &[]);
+    let elsewhere = drive(
+        &pam,
+        "olivia",
+        &["-r", "198.51.100.7", "-a", &oathtool_now(&secret)],
+        &[],
+    );
     assert_eq!(elsewhere.code, PAM_SUCCESS, "{}", elsewhere.stdout);
     assert_eq!(elsewhere.prompts(), 1);
 
@@ -74,7 +87,12 @@ grace_scope = "tty"
     );
     let secret = random_secret();
     daemon.enroll_totp("paul", &secret);
-    let first = drive(&pam, "paul", &["-t", "/dev/pts/71", "-a", &oathtool_now(&secret)], &[]);
+    let first = drive(
+        &pam,
+        "paul",
+        &["-t", "/dev/pts/71", "-a", &oathtool_now(&secret)],
+        &[],
+    );
     assert_eq!(first.code, PAM_SUCCESS, "{}", first.stdout);
 
     // Same terminal, within the grace: no prompt.
@@ -112,7 +130,12 @@ action = "step_up"
     let secret = random_secret();
     daemon.enroll_totp("quinn", &secret);
 
-    let first = drive(&pam, "quinn", &["-r", "198.51.100.20", "-a", &oathtool_now(&secret)], &[]);
+    let first = drive(
+        &pam,
+        "quinn",
+        &["-r", "198.51.100.20", "-a", &oathtool_now(&secret)],
+        &[],
+    );
     assert_eq!(first.code, PAM_SUCCESS, "{}", first.stdout);
     assert_eq!(first.prompts(), 1, "a new source must step up");
 
@@ -121,7 +144,12 @@ action = "step_up"
     assert_eq!(second.prompts(), 0, "a known source must not");
 
     let other = drive(&pam, "quinn", &["-r", "198.51.100.21"], &[]);
-    assert_eq!(other.prompts(), 1, "another new source steps up again: {}", other.stdout);
+    assert_eq!(
+        other.prompts(),
+        1,
+        "another new source steps up again: {}",
+        other.stdout
+    );
     // A failed attempt does not make a source known.
     let still_new = drive(&pam, "quinn", &["-r", "198.51.100.21"], &[]);
     assert_eq!(still_new.prompts(), 1, "{}", still_new.stdout);
@@ -141,13 +169,23 @@ service = ["sshd"]
 action = "step_up"
 "#,
     );
-    for (user, extra) in [("rita", vec![]), ("rita", vec!["-r", "203.0.113.1"]), ("root", vec!["-t", "ssh"])] {
+    for (user, extra) in [
+        ("rita", vec![]),
+        ("rita", vec!["-r", "203.0.113.1"]),
+        ("root", vec!["-t", "ssh"]),
+    ] {
         let run = drive(&pam, user, &extra, &[]);
         assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
         assert_eq!(run.prompts(), 0);
         assert!(run.errors().is_empty(), "{:?}", run.errors());
     }
-    assert!(daemon.log().contains("verdict=deny grace=false report_only=true"), "{}", daemon.log());
+    assert!(
+        daemon
+            .log()
+            .contains("verdict=deny grace=false report_only=true"),
+        "{}",
+        daemon.log()
+    );
 }
 
 #[test]
@@ -171,7 +209,11 @@ action = "deny"
     );
     assert_eq!(drive(&pam, "sam", &[], &[]).code, PAM_SUCCESS);
     assert_eq!(drive(&pam, "tina", &[], &[]).code, PAM_AUTH_ERR);
-    assert!(daemon.log().contains("rule=trial-deny verdict=deny grace=false report_only=true"));
+    assert!(
+        daemon
+            .log()
+            .contains("rule=trial-deny verdict=deny grace=false report_only=true")
+    );
 }
 
 #[test]
@@ -179,7 +221,11 @@ fn sudo_inside_an_ssh_session_is_remote_via_utmp() {
     let dir = tempfile::tempdir().unwrap();
     let utmp_path = dir.path().join("utmp");
     // sshd's record for the session on pts/88, started 2 hours ago.
-    let started = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 7200) as i32;
+    let started = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200) as i32;
     let mut utmp = stepupd::utmp::record(7, "pts/88", "uma", "203.0.113.77", started);
     utmp.extend(stepupd::utmp::record(7, "pts/89", "uma", "", started));
     fs::write(&utmp_path, utmp).unwrap();
@@ -213,13 +259,28 @@ message = "No sudo over the network."
     assert_eq!(remote.errors(), ["No sudo over the network."]);
     let local = drive(&pam, "uma", &["-t", "/dev/pts/89", "-u", "uma"], &[]);
     assert_eq!(local.code, PAM_SUCCESS, "{}", local.stdout);
-    assert!(daemon.log().contains("rhost=203.0.113.77 rule=remote-sudo"), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("rhost=203.0.113.77 rule=remote-sudo"),
+        "{}",
+        daemon.log()
+    );
 
     // explain says where the address came from.
-    let out = daemon.ctl(&["explain", "--user", "uma", "--service", &pam.name, "--tty", "/dev/pts/88"]);
+    let out = daemon.ctl(&[
+        "explain",
+        "--user",
+        "uma",
+        "--service",
+        &pam.name,
+        "--tty",
+        "/dev/pts/88",
+    ]);
     let text = out_text(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("utmp: uma logged in on /dev/pts/88 from 203.0.113.77"), "{text}");
+    assert!(
+        text.contains("utmp: uma logged in on /dev/pts/88 from 203.0.113.77"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -246,7 +307,10 @@ max_tries = 1
     let locked = drive(&pam, "vic", &["-a", &oathtool_now(&secret)], &[]);
     assert_eq!(locked.code, PAM_AUTH_ERR, "{}", locked.stdout);
     assert_eq!(locked.prompts(), 0);
-    assert_eq!(locked.errors(), ["Too many recent failures; ask an administrator."]);
+    assert_eq!(
+        locked.errors(),
+        ["Too many recent failures; ask an administrator."]
+    );
 }
 
 #[test]
@@ -290,17 +354,36 @@ action = "deny"
     );
     daemon.enroll_totp("wendy", &random_secret());
     let out = daemon.ctl(&[
-        "explain", "--user", "wendy", "--service", "sudo", "--rhost", "192.0.2.1", "--at", "2026-11-23T23:30:00Z",
+        "explain",
+        "--user",
+        "wendy",
+        "--service",
+        "sudo",
+        "--rhost",
+        "192.0.2.1",
+        "--at",
+        "2026-11-23T23:30:00Z",
     ]);
     let text = out_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rule \"office\""), "{text}");
-    assert!(text.contains("[no ] rhost_in: rhost \"192.0.2.1\""), "{text}");
+    assert!(
+        text.contains("[no ] rhost_in: rhost \"192.0.2.1\""),
+        "{text}"
+    );
     assert!(text.contains("[yes] time_in: Mon 23:30 in UTC"), "{text}");
     assert!(text.contains("Verdict: deny (rule \"nights\""), "{text}");
 
     let out = daemon.ctl(&[
-        "explain", "--user", "wendy", "--service", "sudo", "--rhost", "192.0.2.1", "--at", "2026-11-23T12:00:00Z",
+        "explain",
+        "--user",
+        "wendy",
+        "--service",
+        "sudo",
+        "--rhost",
+        "192.0.2.1",
+        "--at",
+        "2026-11-23T12:00:00Z",
         "--json",
     ]);
     let json = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -308,7 +391,15 @@ action = "deny"
     assert!(json.contains(r#""offered":true"#), "{json}");
     assert!(json.contains(r#""grace":"10m""#), "{json}");
 
-    let bad = daemon.ctl(&["explain", "--user", "wendy", "--service", "sudo", "--at", "yesterday"]);
+    let bad = daemon.ctl(&[
+        "explain",
+        "--user",
+        "wendy",
+        "--service",
+        "sudo",
+        "--at",
+        "yesterday",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(out_text(&bad).contains("--at"), "{}", out_text(&bad));
 
@@ -341,11 +432,18 @@ fn stepupctl_reload_swaps_policy_and_refuses_a_broken_one() {
     assert!(status(&daemon).contains("policy_loaded_at: "));
     assert_eq!(drive(&pam, "xena", &[], &[]).code, PAM_SUCCESS);
 
-    fs::write(&main, "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"permit\"\n").unwrap();
+    fs::write(
+        &main,
+        "[defaults]\naction = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"permit\"\n",
+    )
+    .unwrap();
     let out = daemon.ctl(&["reload"]);
     assert_eq!(out.status.code(), Some(1));
     let text = out_text(&out);
-    assert!(text.contains("stepup.toml:5:10") && text.contains("stays in force"), "{text}");
+    assert!(
+        text.contains("stepup.toml:5:10") && text.contains("stays in force"),
+        "{text}"
+    );
     assert_eq!(hash_of(&status(&daemon)), after);
     assert_eq!(drive(&pam, "xena", &[], &[]).code, PAM_SUCCESS);
     assert!(daemon.log().contains("event=config_rejected"));

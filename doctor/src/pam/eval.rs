@@ -15,11 +15,16 @@ use super::parse::{
 use super::{Handler, Kind};
 
 /// The results pam_stepup.so can fail with.
-pub(crate) const STEPUP_FAILURES: [usize; 5] =
-    [AUTH_ERR, MAXTRIES, CONV_ERR, AUTHINFO_UNAVAIL, MODULE_UNKNOWN];
+pub(crate) const STEPUP_FAILURES: [usize; 5] = [
+    AUTH_ERR,
+    MAXTRIES,
+    CONV_ERR,
+    AUTHINFO_UNAVAIL,
+    MODULE_UNKNOWN,
+];
 
 /// Past this many distinct states the walk gives up (never seen in practice).
-const MAX_STATES: usize = 2_000_000;
+const MAX_STATES: usize = 500_000;
 
 /// libpam's "impression" of the stack so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,11 +134,17 @@ pub(crate) fn jump_end(hs: &[Handler], idx: usize, n: u32) -> (usize, u32) {
 }
 
 /// Results a handler can produce, reduced to what the control logic sees.
-fn outcomes(h: &Handler) -> Vec<(Rc, Action, Option<usize>)> {
+/// pam_stepup.so fails, with the code reported; with `stepup_may_succeed` it
+/// may also succeed, and no code is reported.
+fn outcomes(h: &Handler, stepup_may_succeed: bool) -> Vec<(Rc, Action, Option<usize>)> {
     match h.kind {
         Kind::Substack => Vec::new(),
         // A line libpam could not make sense of: PAM_MUST_FAIL_CODE.
         Kind::MustFail => vec![(Rc::Failure, h.actions[PERM_DENIED], None)],
+        Kind::Module if h.stepup && stepup_may_succeed => std::iter::once(SUCCESS)
+            .chain(STEPUP_FAILURES)
+            .map(|code| (rc_of(code), h.actions[code], None))
+            .collect(),
         Kind::Module if h.stepup => STEPUP_FAILURES
             .iter()
             .map(|&code| (Rc::Failure, h.actions[code], Some(code)))
@@ -156,8 +167,11 @@ fn first_stepup(hs: &[Handler], from: usize, to: usize) -> Option<usize> {
     (from..=to).find(|&i| i < hs.len() && hs[i].kind == Kind::Module && hs[i].stepup)
 }
 
-/// Walks every path through `hs` with pam_stepup.so failing.
-pub(crate) fn walk(hs: &[Handler]) -> Walk {
+/// Walks every path through `hs` with pam_stepup.so failing; with
+/// `stepup_may_succeed`, it may also succeed (then every successful path is
+/// in `bypasses`, with culprit `None`: the question is only whether the
+/// stack can succeed at all).
+pub(crate) fn walk(hs: &[Handler], stepup_may_succeed: bool) -> Walk {
     let start = State {
         idx: 0,
         prev_level: 0,
@@ -200,7 +214,7 @@ pub(crate) fn walk(hs: &[Handler]) -> Walk {
             todo.push(base);
             continue;
         }
-        for (rc, action, code) in outcomes(h) {
+        for (rc, action, code) in outcomes(h, stepup_may_succeed) {
             let mut s = base.clone();
             if let (Some(code), None) = (code, s.culprit) {
                 s.culprit = Some(Culprit::StepupFailed {

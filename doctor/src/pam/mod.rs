@@ -31,6 +31,11 @@
 //!   pam_stepup.so, which is assumed to fail on every path. Module arguments
 //!   (`pam_succeed_if.so uid >= 1000`) are not interpreted, so a reported path
 //!   may need a result that module never gives in practice.
+//! * A skip caused by a success of `pam_rootok.so` (Debian's `su` starts
+//!   with `auth sufficient pam_rootok.so`) is only a warning: it lets through
+//!   callers that are root already.
+//! * A stack that cannot succeed even when step-up succeeds (a lockout, e.g.
+//!   a jump that now lands on `pam_deny.so`) gets a warning.
 //! * An include loop or nesting deeper than 16 is cut at the first repeat and
 //!   replaced by one always-failing line; libpam unrolls the loop until depth
 //!   16 and then inserts that failing line.
@@ -49,7 +54,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::Finding;
-use eval::{Culprit, Rc, SkipHow, STEPUP_FAILURES};
+use eval::{Culprit, Rc, STEPUP_FAILURES, SkipHow};
 use parse::{
     Action, Actions, Control, MODULE_UNKNOWN, N_CODES, RETURN_NAMES, SUCCESS, logical_lines,
     normalize_control, parse_control, tokenize, unbracket_arg,
@@ -175,7 +180,15 @@ impl<'a> Flattener<'a> {
                 continue;
             };
             if first == "@include" {
-                self.include(&loc, &shown, tokens.get(1), include_level, level, false, any_type);
+                self.include(
+                    &loc,
+                    &shown,
+                    tokens.get(1),
+                    include_level,
+                    level,
+                    false,
+                    any_type,
+                );
                 continue;
             }
             let (dash, ty) = match first.strip_prefix('-') {
@@ -193,7 +206,7 @@ impl<'a> Flattener<'a> {
                     ),
                 ));
                 let actions = match control {
-                    Some(Ok(Control::Actions(a))) => a,
+                    Some(Ok(Control::Actions(a))) => *a,
                     _ => [Action::Bad; N_CODES],
                 };
                 self.must_fail(loc, level, shown, actions);
@@ -220,7 +233,7 @@ impl<'a> Flattener<'a> {
                         loc.render(),
                         format!("{why}: libpam treats every result of this line as `bad`"),
                     ));
-                    Control::Actions([Action::Bad; N_CODES])
+                    Control::Actions(Box::new([Action::Bad; N_CODES]))
                 }
             };
             match control {
@@ -243,6 +256,7 @@ impl<'a> Flattener<'a> {
                     self.include(&loc, &shown, module, include_level, level, substack, false);
                 }
                 Control::Actions(actions) => {
+                    let actions = *actions;
                     let Some(module) = module else {
                         self.findings.push(Finding::warning(
                             loc.render(),
@@ -251,7 +265,10 @@ impl<'a> Flattener<'a> {
                         self.must_fail(loc, level, shown, actions);
                         continue;
                     };
-                    let control_text = tokens.get(1).map(|t| normalize_control(t)).unwrap_or_default();
+                    let control_text = tokens
+                        .get(1)
+                        .map(|t| normalize_control(t))
+                        .unwrap_or_default();
                     self.handlers.push(Handler {
                         kind: Kind::Module,
                         level,
@@ -285,9 +302,9 @@ impl<'a> Flattener<'a> {
     ) {
         let problem = match name {
             None => Some("include without a file name".to_owned()),
-            Some(_) if include_level + 1 >= MAX_INCLUDE_LEVEL => Some(format!(
-                "includes nested deeper than {MAX_INCLUDE_LEVEL}"
-            )),
+            Some(_) if include_level + 1 >= MAX_INCLUDE_LEVEL => {
+                Some(format!("includes nested deeper than {MAX_INCLUDE_LEVEL}"))
+            }
             Some(name) => match (self.resolve)(name) {
                 None => Some(format!("cannot read included file `{name}`")),
                 Some((path, _)) if self.chain.contains(&path) => Some(format!(
@@ -296,7 +313,13 @@ impl<'a> Flattener<'a> {
                     self.chain.join(" -> ")
                 )),
                 Some((path, text)) => {
-                    self.file(&path, &text, include_level + 1, level + usize::from(substack), any_type);
+                    self.file(
+                        &path,
+                        &text,
+                        include_level + 1,
+                        level + usize::from(substack),
+                        any_type,
+                    );
                     None
                 }
             },
@@ -315,7 +338,13 @@ fn display_line(tokens: &[String]) -> String {
     tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| if i == 1 { normalize_control(t) } else { t.clone() })
+        .map(|(i, t)| {
+            if i == 1 {
+                normalize_control(t)
+            } else {
+                t.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -345,6 +374,7 @@ pub fn check_pam_service(pam_dir: &Path, service: &str) -> Vec<Finding> {
                     format!("cannot read ({e}): libpam uses {other_path} for `{service}`"),
                 )];
                 findings.extend(analyse(service, &other_path, &other_text, &resolve));
+                findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
                 findings
             }
             _ => vec![Finding::error(
@@ -373,20 +403,21 @@ fn analyse(service: &str, path: &str, text: &str, resolve: Resolve<'_>) -> Vec<F
     let mut fl = Flattener::new(resolve);
     fl.file(path, text, 0, 0, true);
     let mut stack_path = path.to_owned();
-    if fl.handlers.is_empty() && service != "other" {
-        if let Some((other_path, other_text)) = resolve("other") {
-            fl.findings.push(Finding::warning(
-                path,
-                format!("no auth lines: libpam uses the auth stack of {other_path}"),
-            ));
-            fl.file(&other_path, &other_text, 0, 0, true);
-            stack_path = other_path;
-        }
+    if fl.handlers.is_empty()
+        && service != "other"
+        && let Some((other_path, other_text)) = resolve("other")
+    {
+        fl.findings.push(Finding::warning(
+            path,
+            format!("no auth lines: libpam uses the auth stack of {other_path}"),
+        ));
+        fl.file(&other_path, &other_text, 0, 0, true);
+        stack_path = other_path;
     }
     let mut findings = std::mem::take(&mut fl.findings);
     findings.extend(stepup_findings(service, &stack_path, &fl));
     // Errors first; otherwise in the order found.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
 }
 
@@ -397,7 +428,8 @@ fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding
         .collect();
     let mut out = Vec::new();
     let Some(&first) = stepups.first() else {
-        let mut message = format!("{service}: pam_stepup.so is not in the auth stack: step-up never runs");
+        let mut message =
+            format!("{service}: pam_stepup.so is not in the auth stack: step-up never runs");
         if !fl.other_types.is_empty() {
             let seen: Vec<String> = fl
                 .other_types
@@ -413,7 +445,10 @@ fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding
         return out;
     };
     if stepups.len() > 1 {
-        let lines: Vec<String> = stepups.iter().map(|&i| hs[i].loc.seen_from(&hs[first].loc)).collect();
+        let lines: Vec<String> = stepups
+            .iter()
+            .map(|&i| hs[i].loc.seen_from(&hs[first].loc))
+            .collect();
         out.push(Finding::warning(
             hs[stepups[1]].loc.render(),
             format!(
@@ -426,9 +461,16 @@ fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding
     for &i in &stepups {
         out.extend(line_warnings(hs, i));
     }
-    let walk = eval::walk(hs);
+    let walk = eval::walk(hs, false);
     out.extend(bypass_findings(hs, path, &walk.bypasses));
-    if walk.truncated {
+    let reach = eval::walk(hs, true);
+    if reach.bypasses.is_empty() && !reach.truncated {
+        out.push(Finding::warning(
+            path,
+            "the auth stack can never succeed, not even when step-up succeeds: every attempt fails (look for a jump that lands on pam_deny.so or past the end)",
+        ));
+    }
+    if walk.truncated || reach.truncated {
         out.push(Finding::warning(
             path,
             "the auth stack is too complex to explore completely: bypasses may be missing from this report",
@@ -519,14 +561,23 @@ const RUNTIME_FAILURES: [usize; 4] = [
     STEPUP_FAILURES[3],
 ];
 
-fn bypass_findings(hs: &[Handler], path: &str, bypasses: &BTreeSet<Option<Culprit>>) -> Vec<Finding> {
+fn bypass_findings(
+    hs: &[Handler],
+    path: &str,
+    bypasses: &BTreeSet<Option<Culprit>>,
+) -> Vec<Finding> {
     let mut skips: BTreeMap<(usize, usize, SkipHow), Rc> = BTreeMap::new();
     let mut failed: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     let mut resets: BTreeSet<(usize, usize)> = BTreeSet::new();
     let mut unexplained = false;
     for culprit in bypasses {
         match *culprit {
-            Some(Culprit::Skip { by, stepup, how, rc }) => {
+            Some(Culprit::Skip {
+                by,
+                stepup,
+                how,
+                rc,
+            }) => {
                 let best = skips.entry((by, stepup, how)).or_insert(rc);
                 *best = (*best).min(rc);
             }
@@ -551,15 +602,22 @@ fn bypass_findings(hs: &[Handler], path: &str, bypasses: &BTreeSet<Option<Culpri
             SkipHow::Jump => "is jumped over by",
             SkipHow::Die => "is cut off by",
         };
-        out.push(Finding::error(
-            s.loc.render(),
-            format!(
-                "pam_stepup.so {relation} `{}` ({}): {} skips step-up",
-                b.text,
-                b.loc.seen_from(&s.loc),
-                trigger(b, rc)
-            ),
-        ));
+        let message = format!(
+            "pam_stepup.so {relation} `{}` ({}): {} skips step-up",
+            b.text,
+            b.loc.seen_from(&s.loc),
+            trigger(b, rc)
+        );
+        // pam_rootok.so succeeds only for callers that are root already
+        // (Debian's su starts with it): no privilege is gained.
+        if rc == Rc::Success && b.module_file() == "pam_rootok.so" {
+            out.push(Finding::warning(
+                s.loc.render(),
+                format!("{message} for callers that are already root"),
+            ));
+        } else {
+            out.push(Finding::error(s.loc.render(), message));
+        }
     }
     for (stepup, codes) in failed {
         let s = &hs[stepup];

@@ -71,7 +71,7 @@ pub(crate) type Actions = [Action; N_CODES];
 pub(crate) enum Control {
     Include,
     Substack,
-    Actions(Actions),
+    Actions(Box<Actions>),
 }
 
 /// Parses a control token: a keyword or a `[value=action ...]` list.
@@ -105,7 +105,9 @@ pub(crate) fn parse_control(token: &str) -> Result<Control, String> {
             Action::Bad
         }
     };
-    Ok(Control::Actions(set.map(|a| a.unwrap_or(default))))
+    Ok(Control::Actions(Box::new(
+        set.map(|a| a.unwrap_or(default)),
+    )))
 }
 
 /// `value=action` pairs. `default=X` fills every value not set so far, as
@@ -259,7 +261,7 @@ mod tests {
 
     fn actions(token: &str) -> Actions {
         match parse_control(token) {
-            Ok(Control::Actions(a)) => a,
+            Ok(Control::Actions(a)) => *a,
             other => panic!("{token}: {other:?}"),
         }
     }
@@ -359,7 +361,10 @@ mod tests {
             ]
         );
         assert_eq!(tokenize("  "), Vec::<String>::new());
-        assert_eq!(normalize_control("[ success = 1   default=ignore ]"), "[success=1 default=ignore]");
+        assert_eq!(
+            normalize_control("[ success = 1   default=ignore ]"),
+            "[success=1 default=ignore]"
+        );
         assert_eq!(unbracket_arg("[a b\\] c]"), "a b] c");
     }
 }

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::Severity;
+use crate::{Severity, has_errors};
 
 const COMMON_AUTH: &str = "\
 # here are the per-package modules (the \"Primary\" block)
@@ -44,7 +44,13 @@ fn warnings(findings: &[Finding]) -> Vec<&Finding> {
 #[test]
 fn debian_stepup_after_common_auth_is_clean() {
     let sudo = "#%PAM-1.0\nsession required pam_limits.so\n@include common-auth\nauth required pam_stepup.so\n@include common-account\n";
-    let f = check(sudo, &[("common-auth", COMMON_AUTH), ("common-account", "account required pam_unix.so\n")]);
+    let f = check(
+        sudo,
+        &[
+            ("common-auth", COMMON_AUTH),
+            ("common-account", "account required pam_unix.so\n"),
+        ],
+    );
     assert!(f.is_empty(), "{f:#?}");
 }
 
@@ -57,7 +63,10 @@ fn stepup_inside_common_auth_after_permit_is_clean() {
 
 #[test]
 fn stepup_before_common_auth_is_clean() {
-    let f = check("auth required pam_stepup.so\n@include common-auth\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "auth required pam_stepup.so\n@include common-auth\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert!(f.is_empty(), "{f:#?}");
 }
 
@@ -81,7 +90,10 @@ fn success_done_before_stepup_is_an_error_but_success_ok_is_not() {
         &[],
     );
     assert_eq!(errors(&f).len(), 1, "{f:#?}");
-    assert!(f[0].message.contains("a success from pam_fprintd.so skips step-up"));
+    assert!(
+        f[0].message
+            .contains("a success from pam_fprintd.so skips step-up")
+    );
     let f = check(
         "auth [success=ok default=ignore] pam_fprintd.so\nauth required pam_unix.so\nauth required pam_stepup.so\n",
         &[],
@@ -91,14 +103,23 @@ fn success_done_before_stepup_is_an_error_but_success_ok_is_not() {
 
 #[test]
 fn default_done_before_stepup_is_an_error() {
-    let f = check("auth [default=done] pam_x.so\nauth required pam_stepup.so\n", &[]);
+    let f = check(
+        "auth [default=done] pam_x.so\nauth required pam_stepup.so\n",
+        &[],
+    );
     assert_eq!(errors(&f).len(), 1, "{f:#?}");
-    assert!(f[0].message.contains("is after `auth [default=done] pam_x.so` (line 1)"));
+    assert!(
+        f[0].message
+            .contains("is after `auth [default=done] pam_x.so` (line 1)")
+    );
 }
 
 #[test]
 fn sufficient_in_an_included_file_names_that_file() {
-    let f = check("auth include system-auth\nauth required pam_stepup.so\n", &[("system-auth", SYSTEM_AUTH)]);
+    let f = check(
+        "auth include system-auth\nauth required pam_stepup.so\n",
+        &[("system-auth", SYSTEM_AUTH)],
+    );
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].location, "/etc/pam.d/sudo:2");
     assert!(
@@ -111,14 +132,20 @@ fn sufficient_in_an_included_file_names_that_file() {
 
 #[test]
 fn substack_confines_sufficient() {
-    let f = check("auth substack system-auth\nauth required pam_stepup.so\n", &[("system-auth", SYSTEM_AUTH)]);
+    let f = check(
+        "auth substack system-auth\nauth required pam_stepup.so\n",
+        &[("system-auth", SYSTEM_AUTH)],
+    );
     assert!(f.is_empty(), "{f:#?}");
 }
 
 #[test]
 fn done_inside_a_substack_skips_stepup_in_that_substack() {
     let inner = "auth sufficient pam_unix.so\nauth required pam_stepup.so\n";
-    let f = check("auth substack inner\nauth required pam_permit.so\n", &[("inner", inner)]);
+    let f = check(
+        "auth substack inner\nauth required pam_permit.so\n",
+        &[("inner", inner)],
+    );
     assert_eq!(errors(&f).len(), 1, "{f:#?}");
     assert_eq!(f[0].location, "/etc/pam.d/inner:2");
 }
@@ -161,18 +188,41 @@ fn a_jump_past_the_end_fails_the_stack() {
 }
 
 #[test]
+fn stepup_between_unix_and_deny_locks_everyone_out() {
+    // The jump of pam_unix.so now lands on pam_deny.so.
+    let common = "auth [success=1 default=ignore] pam_unix.so nullok\nauth required pam_stepup.so\nauth requisite pam_deny.so\nauth required pam_permit.so\n";
+    let f = check("@include common-auth\n", &[("common-auth", common)]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(f[0].message.contains("can never succeed"));
+    assert_eq!(f[0].location, "/etc/pam.d/sudo");
+}
+
+#[test]
 fn optional_stepup_is_an_error() {
-    let f = check("@include common-auth\nauth optional pam_stepup.so\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "@include common-auth\nauth optional pam_stepup.so\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].location, "/etc/pam.d/sudo:2");
-    assert!(f[0].message.contains("control `optional`"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains("control `optional`"),
+        "{}",
+        f[0].message
+    );
     assert!(f[0].message.contains("auth_err"));
     assert!(f[0].message.contains("authinfo_unavail"));
 }
 
 #[test]
 fn default_ignore_on_stepup_is_an_error() {
-    for control in ["[default=ignore]", "[success=ok]", "[success=ok authinfo_unavail=ignore default=bad]", "sufficient"] {
+    for control in [
+        "[default=ignore]",
+        "[success=ok]",
+        "[success=ok authinfo_unavail=ignore default=bad]",
+        "sufficient",
+    ] {
         let control_missing_default = control == "[success=ok]";
         let sudo = format!("@include common-auth\nauth {control} pam_stepup.so\n");
         let f = check(&sudo, &[("common-auth", COMMON_AUTH)]);
@@ -187,7 +237,11 @@ fn default_ignore_on_stepup_is_an_error() {
         "@include common-auth\nauth [success=ok authinfo_unavail=ignore default=bad] pam_stepup.so\n",
         &[("common-auth", COMMON_AUTH)],
     );
-    assert!(f[0].message.contains("(authinfo_unavail)"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains("(authinfo_unavail)"),
+        "{}",
+        f[0].message
+    );
 }
 
 #[test]
@@ -225,7 +279,10 @@ fn module_unknown_ignored_is_only_a_warning() {
 
 #[test]
 fn sufficient_stepup_first_also_skips_the_password() {
-    let f = check("auth sufficient pam_stepup.so\n@include common-auth\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "auth sufficient pam_stepup.so\n@include common-auth\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert_eq!(errors(&f).len(), 1, "{f:#?}");
     let w = warnings(&f);
     assert_eq!(w.len(), 1, "{f:#?}");
@@ -245,18 +302,31 @@ fn missing_stepup_is_an_error() {
 
 #[test]
 fn stepup_only_in_account_is_named() {
-    let f = check("@include common-auth\naccount required pam_stepup.so\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "@include common-auth\naccount required pam_stepup.so\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert_eq!(f.len(), 1);
-    assert!(f[0].message.contains("`account` at /etc/pam.d/sudo:2"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains("`account` at /etc/pam.d/sudo:2"),
+        "{}",
+        f[0].message
+    );
 }
 
 #[test]
 fn dash_auth_is_a_warning() {
-    let f = check("@include common-auth\n-auth required pam_stepup.so\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "@include common-auth\n-auth required pam_stepup.so\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].severity, Severity::Warning);
     assert!(f[0].message.contains("nothing in the log"));
-    let f = check("@include common-auth\n-auth optional pam_stepup.so\n", &[("common-auth", COMMON_AUTH)]);
+    let f = check(
+        "@include common-auth\n-auth optional pam_stepup.so\n",
+        &[("common-auth", COMMON_AUTH)],
+    );
     assert_eq!(errors(&f).len(), 1, "{f:#?}");
     assert_eq!(warnings(&f).len(), 1, "{f:#?}");
     assert!(warnings(&f)[0].message.contains("skipped without a trace"));
@@ -277,7 +347,9 @@ fn duplicate_stepup_is_a_warning() {
 #[test]
 fn module_paths_are_recognised() {
     assert!(is_stepup_module("pam_stepup.so"));
-    assert!(is_stepup_module("/usr/lib/x86_64-linux-gnu/security/pam_stepup.so"));
+    assert!(is_stepup_module(
+        "/usr/lib/x86_64-linux-gnu/security/pam_stepup.so"
+    ));
     assert!(is_stepup_module("/opt/stepup/lib/libpam_stepup.so"));
     assert!(is_stepup_module("libpam_stepup.so"));
     assert!(!is_stepup_module("pam_stepup.so.1"));
@@ -315,13 +387,18 @@ fn reset_after_stepup_is_named() {
 fn include_loop_is_cut_with_a_warning() {
     let f = check(
         "@include a\nauth required pam_stepup.so\n",
-        &[("a", "auth required pam_unix.so\n@include b\n"), ("b", "auth include a\n")],
+        &[
+            ("a", "auth required pam_unix.so\n@include b\n"),
+            ("b", "auth include a\n"),
+        ],
     );
     assert!(errors(&f).is_empty(), "{f:#?}");
     let w = warnings(&f);
-    assert_eq!(w.len(), 1, "{f:#?}");
+    assert_eq!(w.len(), 2, "{f:#?}");
     assert!(w[0].message.contains("include loop"));
     assert_eq!(w[0].location, "/etc/pam.d/b:1");
+    // The loop is replaced by a failing line, as libpam ends up doing.
+    assert!(w[1].message.contains("can never succeed"));
 }
 
 #[test]
@@ -330,10 +407,14 @@ fn deep_includes_are_cut() {
     for i in 0..20 {
         files.push((format!("f{i}"), format!("auth include f{}\n", i + 1)));
     }
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let f = check("auth include f0\nauth required pam_stepup.so\n", &refs);
     let w = warnings(&f);
-    assert_eq!(w.len(), 1, "{f:#?}");
+    assert_eq!(w.len(), 2, "{f:#?}");
+    assert!(w[1].message.contains("can never succeed"));
     assert!(w[0].message.contains("deeper than 16"));
     assert_eq!(w[0].location, "/etc/pam.d/f14:1");
 }
@@ -341,9 +422,13 @@ fn deep_includes_are_cut() {
 #[test]
 fn missing_include_is_a_failing_line() {
     let f = check("@include common-auth\nauth required pam_stepup.so\n", &[]);
-    assert_eq!(f.len(), 1, "{f:#?}");
-    assert_eq!(f[0].severity, Severity::Warning);
-    assert!(f[0].message.contains("cannot read included file `common-auth`"));
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(!has_errors(&f));
+    assert!(
+        f[0].message
+            .contains("cannot read included file `common-auth`")
+    );
+    assert!(f[1].message.contains("can never succeed"));
 }
 
 #[test]
@@ -353,7 +438,12 @@ fn unknown_type_and_bad_control_are_warnings() {
         &[("common-auth", COMMON_AUTH)],
     );
     assert!(errors(&f).is_empty(), "{f:#?}");
-    assert_eq!(warnings(&f).len(), 2, "{f:#?}");
+    let w = warnings(&f);
+    assert_eq!(w.len(), 3, "{f:#?}");
+    assert!(w[0].message.contains("unknown module type `aut`"));
+    assert!(w[1].message.contains("unknown control `requird`"));
+    // `requird` is all `bad`: even a successful step-up fails the stack.
+    assert!(w[2].message.contains("can never succeed"));
 }
 
 #[test]
@@ -371,7 +461,10 @@ fn continuation_lines_and_comments() {
 fn no_auth_lines_falls_back_to_other() {
     let f = check(
         "account required pam_unix.so\n",
-        &[("other", "auth required pam_unix.so\nauth required pam_stepup.so\n")],
+        &[(
+            "other",
+            "auth required pam_unix.so\nauth required pam_stepup.so\n",
+        )],
     );
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].severity, Severity::Warning);
@@ -382,6 +475,27 @@ fn no_auth_lines_falls_back_to_other() {
 fn ignore_does_not_end_the_stack() {
     // `ignore=done` on a module before stepup: PAM_IGNORE with done sets the
     // status to PAM_IGNORE, which is not success.
-    let f = check("auth [ignore=done default=ignore] pam_x.so\nauth required pam_stepup.so\n", &[]);
+    let f = check(
+        "auth [ignore=done default=ignore] pam_x.so\nauth required pam_stepup.so\n",
+        &[],
+    );
     assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn pam_rootok_first_is_only_a_warning() {
+    // Debian's /etc/pam.d/su, with step-up added after common-auth.
+    let su = "#%PAM-1.0\nauth       sufficient pam_rootok.so\nsession       required   pam_env.so readenv=1\n@include common-auth\nauth required pam_stepup.so\n@include common-account\n";
+    let f = check(
+        su,
+        &[
+            ("common-auth", COMMON_AUTH),
+            ("common-account", "account required pam_unix.so\n"),
+        ],
+    );
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        f[0].to_string(),
+        "warning: /etc/pam.d/sudo:5: pam_stepup.so is after `auth sufficient pam_rootok.so` (line 2): a success from pam_rootok.so skips step-up for callers that are already root"
+    );
 }

@@ -67,6 +67,19 @@ enum Command {
         #[arg(long, default_value = "/etc/stepup")]
         config_dir: PathBuf,
     },
+    /// Find what would bypass or skip step-up: sudo's timestamp, PAM stacks
+    /// without pam_stepup or with a way around it (offline; exit 1 on errors)
+    Doctor {
+        #[arg(long, default_value = "/etc/stepup")]
+        config_dir: PathBuf,
+        #[arg(long, default_value = "/etc/pam.d")]
+        pam_dir: PathBuf,
+        #[arg(long, default_value = "/etc/sudoers")]
+        sudoers: PathBuf,
+        /// PAM services to check (default: sudo, su, sshd — those present)
+        #[arg(long = "service")]
+        services: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +112,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Doctor {
+        config_dir,
+        pam_dir,
+        sudoers,
+        services,
+    } = &cli.command
+    {
+        return doctor(config_dir, pam_dir, sudoers, services);
+    }
     if let Command::Check { config_dir } = &cli.command {
         let config = Config::load_dir(config_dir)?;
         for warning in config.warnings() {
@@ -186,7 +208,15 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             Command::Reload => println!("{}", daemon.reload().await?),
-            Command::Explain { user, service, tty, rhost, ruser, at, json } => {
+            Command::Explain {
+                user,
+                service,
+                tty,
+                rhost,
+                ruser,
+                at,
+                json,
+            } => {
                 let context = std::collections::HashMap::from([
                     ("user".to_owned(), user),
                     ("service".to_owned(), service),
@@ -199,15 +229,92 @@ fn run(cli: Cli) -> Result<()> {
                 if json {
                     println!("{text}");
                 } else {
-                    let value: serde_json::Value = serde_json::from_str(&text).context("the daemon's explanation")?;
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text).context("the daemon's explanation")?;
                     print!("{}", render_explanation(&value));
                 }
             }
-            Command::Check { .. } => unreachable!("handled above"),
+            Command::Check { .. } | Command::Doctor { .. } => unreachable!("handled above"),
         }
         drop(connection);
         Ok(())
     })
+}
+
+/// `stepupctl doctor`: prints findings, fails (exit 1) if any is an error.
+fn doctor(
+    config_dir: &std::path::Path,
+    pam_dir: &std::path::Path,
+    sudoers: &std::path::Path,
+    services: &[String],
+) -> Result<()> {
+    use stepup_config::Action;
+    let mut findings = Vec::new();
+    // Does every step-up rule that can decide a sudo attempt carry its own grace?
+    let sudo_rules_have_grace = match Config::load_dir(config_dir) {
+        Ok(config) => {
+            let relevant: Vec<_> = config
+                .rules
+                .iter()
+                .chain(std::iter::once(&config.fallback))
+                .filter(|r| {
+                    r.action == Action::StepUp
+                        && (r.when.service.is_empty() || r.when.service.iter().any(|s| s == "sudo"))
+                })
+                .collect();
+            !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())
+        }
+        Err(e) => {
+            findings.push(stepup_doctor::Finding::error(
+                config_dir.display().to_string(),
+                format!("configuration does not load: {e}"),
+            ));
+            false
+        }
+    };
+    match stepup_doctor::read_sudoers(sudoers) {
+        Ok(facts) => findings.extend(stepup_doctor::check_sudo(&facts, sudo_rules_have_grace)),
+        Err(e) if sudoers.exists() => findings.push(stepup_doctor::Finding::error(
+            sudoers.display().to_string(),
+            e.to_string(),
+        )),
+        Err(_) => println!("note: {} not found; sudo not checked", sudoers.display()),
+    }
+    let defaults = ["sudo", "su", "sshd"].map(str::to_owned);
+    let (services, explicit) = if services.is_empty() {
+        (&defaults[..], false)
+    } else {
+        (services, true)
+    };
+    for service in services {
+        if !explicit && !pam_dir.join(service).exists() {
+            println!(
+                "note: {} has no {service} stack; not checked",
+                pam_dir.display()
+            );
+            continue;
+        }
+        findings.extend(stepup_doctor::check_pam_service(pam_dir, service));
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if stepup_doctor::has_errors(&findings) {
+        anyhow::bail!(
+            "{} problem(s) found that bypass or skip step-up",
+            findings.iter().filter(|f| f.is_error()).count()
+        );
+    }
+    println!(
+        "ok: nothing found that bypasses pam_stepup{}",
+        if findings.is_empty() {
+            ""
+        } else {
+            " (see the warnings)"
+        }
+    );
+    Ok(())
 }
 
 /// The human form of an explanation (the JSON is the contract; this is a view).
@@ -218,14 +325,22 @@ fn render_explanation(e: &serde_json::Value) -> String {
     let _ = writeln!(
         out,
         "Attempt: service={} user={} ruser={} tty={} at {}",
-        s(&e["service"]), s(&e["user"]), s(&e["ruser"]), s(&e["tty"]), s(&e["at"])
+        s(&e["service"]),
+        s(&e["user"]),
+        s(&e["ruser"]),
+        s(&e["tty"]),
+        s(&e["at"])
     );
     let _ = writeln!(out, "Whose factor: {}", s(&e["subject"]));
     let origin = &e["origin"];
     let _ = writeln!(
         out,
         "Source: {} — rhost {:?} from {}; session start from {}",
-        if origin["remote"].as_bool().unwrap_or(false) { "remote" } else { "local" },
+        if origin["remote"].as_bool().unwrap_or(false) {
+            "remote"
+        } else {
+            "local"
+        },
         s(&origin["rhost"]),
         s(&origin["rhost_source"]),
         s(&origin["session_source"])
@@ -244,7 +359,13 @@ fn render_explanation(e: &serde_json::Value) -> String {
             s(&rule["rule"]),
             s(&rule["origin"]),
             if matched { "matched" } else { "not matched" },
-            if decides { "  <- decides" } else if matched { " (an earlier rule decided)" } else { "" }
+            if decides {
+                "  <- decides"
+            } else if matched {
+                " (an earlier rule decided)"
+            } else {
+                ""
+            }
         );
         let conditions = rule["conditions"].as_array().cloned().unwrap_or_default();
         if conditions.is_empty() {
@@ -254,7 +375,11 @@ fn render_explanation(e: &serde_json::Value) -> String {
             let _ = writeln!(
                 out,
                 "       [{}] {}: {}",
-                if c["holds"].as_bool().unwrap_or(false) { "yes" } else { "no " },
+                if c["holds"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no "
+                },
                 s(&c["condition"]),
                 s(&c["detail"])
             );
@@ -266,7 +391,12 @@ fn render_explanation(e: &serde_json::Value) -> String {
     let _ = writeln!(out);
     let _ = write!(out, "Verdict: {} (rule {:?}", s(&e["verdict"]), decided);
     if s(&e["action"]) == "step_up" {
-        let methods: Vec<String> = e["methods"].as_array().into_iter().flatten().map(s).collect();
+        let methods: Vec<String> = e["methods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
         let _ = write!(
             out,
             "; methods {}; max_tries {}; grace {} per {}{}",
@@ -274,7 +404,11 @@ fn render_explanation(e: &serde_json::Value) -> String {
             e["max_tries"],
             s(&e["grace"]),
             s(&e["grace_scope"]),
-            if e["grace_applies"].as_bool().unwrap_or(false) { ", applies now" } else { "" }
+            if e["grace_applies"].as_bool().unwrap_or(false) {
+                ", applies now"
+            } else {
+                ""
+            }
         );
     }
     if let Some(message) = e["message"].as_str() {
@@ -293,7 +427,11 @@ fn render_explanation(e: &serde_json::Value) -> String {
             s(&f["id"]),
             s(&f["method"]),
             s(&f["label"]),
-            if f["offered"].as_bool().unwrap_or(false) { " — would be offered" } else { "" }
+            if f["offered"].as_bool().unwrap_or(false) {
+                " — would be offered"
+            } else {
+                ""
+            }
         );
     }
     out
