@@ -33,6 +33,8 @@ lint:
 clean:
 	$(CARGO) clean
 
-# Per-authentication cost next to pam_permit (release build). More in issue 8.
+# Per-authentication cost next to pam_permit (release build), and the
+# policy evaluator on a 100-rule policy (criterion).
 bench: deps
 	bench/auth_cost.sh
+	$(CARGO) bench -p stepupd --bench policy

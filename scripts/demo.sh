@@ -30,6 +30,8 @@ pause
 
 bold "2. root from 203.0.113.9: the rule 'no-remote-root' denies"
 run pamtester -I rhost=203.0.113.9 "$service" root authenticate || echo "  → refused, as the policy says"
+echo "  Why? Ask the daemon (a dry run; it changes nothing):"
+run "$bin/stepupctl" --bus-address "$bus" explain --user root --service "$service" --rhost 203.0.113.9 | sed 's/^/    /'
 pause
 
 bold "3. demo is not enrolled yet: a step-up is required but impossible, so it fails"

@@ -71,9 +71,8 @@ pub fn session_for_tty(path: &Path, tty: &str) -> Result<Option<LoginSession>, U
 /// The last live USER_PROCESS record for `line` in raw utmp bytes.
 pub fn find(data: &[u8], line: &str) -> Option<LoginSession> {
     data.chunks_exact(RECORD_SIZE)
-        .filter(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS)
-        .filter(|r| text(&r[LINE]) == line)
-        .last()
+        .rev()
+        .find(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS && text(&r[LINE]) == line)
         .map(|r| LoginSession {
             user: text(&r[USER]),
             host: text(&r[HOST]),

@@ -296,7 +296,7 @@ fn doctor(
         }
         findings.extend(stepup_doctor::check_pam_service(pam_dir, service));
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for finding in &findings {
         println!("{finding}");
     }
