@@ -119,18 +119,28 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
 impl Glob {
     /// Does the whole of `text` match? (Anchored at both ends.)
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
+        // TTY names are ASCII: match over the bytes without allocating.
+        if text.is_ascii() {
+            let bytes = text.as_bytes();
+            self.matches_indexed(bytes.len(), |i| char::from(bytes[i]))
+        } else {
+            let chars: Vec<char> = text.chars().collect();
+            self.matches_indexed(chars.len(), |i| chars[i])
+        }
+    }
+
+    fn matches_indexed(&self, len: usize, at: impl Fn(usize) -> char) -> bool {
         let pat = &self.tokens;
         let (mut p, mut t) = (0, 0);
         // Where the last `*` was and where in the text its match ends now.
         let mut backtrack: Option<(usize, usize)> = None;
-        while t < text.len() {
+        while t < len {
             match pat.get(p) {
                 Some(Token::Star) => {
                     backtrack = Some((p, t));
                     p += 1;
                 }
-                Some(token) if token.matches_one(text[t]) => {
+                Some(token) if token.matches_one(at(t)) => {
                     p += 1;
                     t += 1;
                 }

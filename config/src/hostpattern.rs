@@ -51,6 +51,17 @@ fn v6_in(addr: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
 }
 
 /// What an rhost string turned out to be.
+/// An rhost classified once: an address, a name, or nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ParsedRhost<'a>(Option<Rhost<'a>>);
+
+impl<'a> ParsedRhost<'a> {
+    pub fn new(rhost: &'a str) -> Self {
+        Self(classify_rhost(rhost))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 enum Rhost<'a> {
     Addr(IpAddr),
     Name(&'a str),
@@ -98,7 +109,13 @@ impl HostPattern {
     /// `::ffff:0:0/96`), and a plain IPv4 rhost matches an IPv6 block that
     /// lies inside `::ffff:0:0/96` when its mapped form is in that block.
     pub fn matches(&self, rhost: &str) -> bool {
-        let Some(rhost) = classify_rhost(rhost) else {
+        self.matches_parsed(&ParsedRhost::new(rhost))
+    }
+
+    /// [`matches`](Self::matches) for an rhost parsed once with
+    /// [`ParsedRhost::new`] (evaluating many patterns against one attempt).
+    pub fn matches_parsed(&self, rhost: &ParsedRhost<'_>) -> bool {
+        let Some(rhost) = rhost.0 else {
             return false;
         };
         match (self, rhost) {

@@ -7,9 +7,12 @@
 
 use std::fmt::Display;
 
+use std::cell::RefCell;
+
 use jiff::Timestamp;
 use serde::Serialize;
-use stepup_config::{Config, Rule, Scope};
+use stepup_config::hostpattern::ParsedRhost;
+use stepup_config::{Config, Rule, Scope, Zone};
 
 use crate::context::AttemptContext;
 
@@ -119,11 +122,77 @@ fn since(attempt: &Attempt<'_>, span: stepup_config::Span) -> u64 {
     attempt.now_secs().saturating_sub(span.0.as_secs())
 }
 
+/// What every rule asks about the attempt, worked out once per decision:
+/// the parsed source address and the local time in each zone used.
+struct Prepared<'a> {
+    rhost: ParsedRhost<'a>,
+    /// (zone name, weekday with Monday = 0, minute of the day).
+    local: RefCell<Vec<(String, usize, u16)>>,
+    /// PAM_USER's groups, asked of `Lookups` at most once.
+    groups: RefCell<Option<Option<Vec<String>>>>,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(attempt: &Attempt<'a>) -> Self {
+        Self {
+            rhost: ParsedRhost::new(&attempt.origin.rhost),
+            local: RefCell::new(Vec::new()),
+            groups: RefCell::new(None),
+        }
+    }
+
+    /// Do `user`'s groups include one of `wanted`? `None` if the user is unknown.
+    fn in_any_group(
+        &self,
+        user: &str,
+        wanted: &[String],
+        lookups: &mut dyn Lookups,
+    ) -> Result<Option<bool>, String> {
+        if self.groups.borrow().is_none() {
+            let groups = lookups.groups(user)?;
+            *self.groups.borrow_mut() = Some(groups);
+        }
+        Ok(self
+            .groups
+            .borrow()
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map(|groups| wanted.iter().any(|g| groups.contains(g))))
+    }
+
+    fn groups_shown(&self) -> String {
+        match self.groups.borrow().as_ref().and_then(Option::as_ref) {
+            Some(groups) => list(groups),
+            None => "(unknown)".to_owned(),
+        }
+    }
+
+    fn local_time(&self, now: Timestamp, zone: &Zone) -> (usize, u16) {
+        if let Some((_, day, minute)) = self
+            .local
+            .borrow()
+            .iter()
+            .find(|(name, ..)| *name == zone.name)
+        {
+            return (*day, *minute);
+        }
+        let local = now.to_zoned(zone.tz.clone());
+        let day = usize::from(local.weekday().to_monday_zero_offset().unsigned_abs());
+        let minute =
+            u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
+        self.local
+            .borrow_mut()
+            .push((zone.name.clone(), day, minute));
+        (day, minute)
+    }
+}
+
 /// Evaluate one rule's conditions. With a trace, every condition is
 /// evaluated and recorded; without, evaluation stops at the first failure.
 fn check(
     rule: &Rule,
     attempt: &Attempt<'_>,
+    prepared: &Prepared<'_>,
     lookups: &mut dyn Lookups,
     trace: Option<&mut Vec<ConditionTrace>>,
 ) -> Result<bool, String> {
@@ -236,7 +305,7 @@ fn check(
         );
     }
     if !w.rhost_in.is_empty() {
-        let holds = w.rhost_in.iter().any(|p| p.matches(&origin.rhost));
+        let holds = w.rhost_in.iter().any(|p| p.matches_parsed(&prepared.rhost));
         cond!(
             "rhost_in",
             holds,
@@ -250,7 +319,10 @@ fn check(
         );
     }
     if !w.rhost_not_in.is_empty() {
-        let hit = w.rhost_not_in.iter().any(|p| p.matches(&origin.rhost));
+        let hit = w
+            .rhost_not_in
+            .iter()
+            .any(|p| p.matches_parsed(&prepared.rhost));
         cond!(
             "rhost_not_in",
             !hit,
@@ -264,11 +336,13 @@ fn check(
         );
     }
     if !w.time_in.is_empty() || !w.time_not_in.is_empty() {
-        let tz = &w.time_zone.tz;
-        let local = attempt.now.to_zoned(tz.clone());
-        let shown = || format!("{} in {}", local.strftime("%a %H:%M"), w.time_zone.name);
+        let (day, minute) = prepared.local_time(attempt.now, &w.time_zone);
+        let shown = || {
+            let local = attempt.now.to_zoned(w.time_zone.tz.clone());
+            format!("{} in {}", local.strftime("%a %H:%M"), w.time_zone.name)
+        };
         if !w.time_in.is_empty() {
-            let holds = w.time_in.iter().any(|win| win.contains(attempt.now, tz));
+            let holds = w.time_in.iter().any(|win| win.contains_local(day, minute));
             cond!(
                 "time_in",
                 holds,
@@ -279,7 +353,7 @@ fn check(
             let hit = w
                 .time_not_in
                 .iter()
-                .any(|win| win.contains(attempt.now, tz));
+                .any(|win| win.contains_local(day, minute));
             cond!(
                 "time_not_in",
                 !hit,
@@ -293,6 +367,15 @@ fn check(
                 "session_age",
                 false,
                 "login session start unknown (tty not in utmp)".to_owned()
+            ),
+            // A start in the future (clock skew, a forged record) tells nothing.
+            Some(started) if started > attempt.now.as_second() => cond!(
+                "session_age",
+                false,
+                format!(
+                    "login session start {started} is in the future ({})",
+                    origin.session_source
+                )
             ),
             Some(started) => {
                 let age_secs = u64::try_from(attempt.now.as_second() - started).unwrap_or(0);
@@ -311,63 +394,34 @@ fn check(
             }
         }
     }
-    if !w.group.is_empty() || !w.not_group.is_empty() {
-        let groups = lookups.groups(&ctx.user)?;
-        match groups {
-            None => {
-                if !w.group.is_empty() {
-                    cond!(
-                        "group",
-                        false,
-                        format!("user {:?} is unknown to NSS", ctx.user)
-                    );
-                }
-                if !w.not_group.is_empty() {
-                    cond!(
-                        "not_group",
-                        false,
-                        format!("user {:?} is unknown to NSS", ctx.user)
-                    );
-                }
-            }
-            Some(groups) => {
-                if !w.group.is_empty() {
-                    let holds = w.group.iter().any(|g| groups.contains(g));
-                    cond!(
-                        "group",
-                        holds,
-                        format!(
-                            "groups of {:?} {} {} {}",
-                            ctx.user,
-                            list(&groups),
-                            if holds {
-                                "include one of"
-                            } else {
-                                "include none of"
-                            },
-                            list(&w.group)
-                        )
-                    );
-                }
-                if !w.not_group.is_empty() {
-                    let hit = w.not_group.iter().any(|g| groups.contains(g));
-                    cond!(
-                        "not_group",
-                        !hit,
-                        format!(
-                            "groups of {:?} {} {} {}",
-                            ctx.user,
-                            list(&groups),
-                            if hit {
-                                "include one of"
-                            } else {
-                                "include none of"
-                            },
-                            list(&w.not_group)
-                        )
-                    );
-                }
-            }
+    for (name, wanted, want_member) in [
+        ("group", &w.group, true),
+        ("not_group", &w.not_group, false),
+    ] {
+        if wanted.is_empty() {
+            continue;
+        }
+        match prepared.in_any_group(&ctx.user, wanted, lookups)? {
+            None => cond!(
+                name,
+                false,
+                format!("user {:?} is unknown to NSS", ctx.user)
+            ),
+            Some(member) => cond!(
+                name,
+                member == want_member,
+                format!(
+                    "groups of {:?} {} {} {}",
+                    ctx.user,
+                    prepared.groups_shown(),
+                    if member {
+                        "include one of"
+                    } else {
+                        "include none of"
+                    },
+                    list(wanted)
+                )
+            ),
         }
     }
     if let Some(span) = w.new_rhost {
@@ -440,8 +494,9 @@ pub fn decide<'c>(
     attempt: &Attempt<'_>,
     lookups: &mut dyn Lookups,
 ) -> Result<&'c Rule, String> {
+    let prepared = Prepared::new(attempt);
     for rule in &config.rules {
-        if check(rule, attempt, lookups, None)? {
+        if check(rule, attempt, &prepared, lookups, None)? {
             return Ok(rule);
         }
     }
@@ -454,11 +509,12 @@ pub fn explain<'c>(
     attempt: &Attempt<'_>,
     lookups: &mut dyn Lookups,
 ) -> Result<(&'c Rule, Vec<RuleTrace>), String> {
+    let prepared = Prepared::new(attempt);
     let mut decided: Option<&Rule> = None;
     let mut traces = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
         let mut conditions = Vec::new();
-        let matched = check(rule, attempt, lookups, Some(&mut conditions))?;
+        let matched = check(rule, attempt, &prepared, lookups, Some(&mut conditions))?;
         if matched && decided.is_none() {
             decided = Some(rule);
         }
