@@ -188,6 +188,12 @@ pub trait Daemon1 {
     /// old policy stays in force.
     fn reload(&self) -> Result<String, DaemonError>;
 
+    /// Admin: lift a lockout; true if the user was locked.
+    fn unlock(&self, user: &str) -> Result<bool, DaemonError>;
+
+    /// Admin: a new set of one-time recovery codes (shown once; the old set stops working).
+    fn recovery_codes(&self, user: &str) -> Result<Vec<String>, DaemonError>;
+
     /// Admin: daemon facts as key/value pairs.
     fn status(&self) -> Result<HashMap<String, String>, DaemonError>;
 }

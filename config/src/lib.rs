@@ -97,12 +97,15 @@ impl Action {
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Totp,
+    /// One-time recovery codes (`stepupctl recovery-codes USER`).
+    Recovery,
 }
 
 impl Method {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
+            Self::Recovery => "recovery",
         }
     }
 }
@@ -160,7 +163,9 @@ impl Default for DaemonSettings {
     }
 }
 
-/// `[totp]`: verification settings (the algorithm and digits are per credential).
+/// `[totp]`: verification settings. Algorithm, digits and period are per
+/// credential unless pinned here, which overrides every credential
+/// (enrolled or imported) for all users.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TotpSettings {
@@ -168,6 +173,26 @@ pub struct TotpSettings {
     pub window: u8,
     /// Issuer shown by authenticator apps.
     pub issuer: String,
+    pub digits: Option<u32>,
+    pub algorithm: Option<TotpAlgorithm>,
+    pub period: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TotpAlgorithm {
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+impl TotpAlgorithm {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SHA1 => "SHA1",
+            Self::SHA256 => "SHA256",
+            Self::SHA512 => "SHA512",
+        }
+    }
 }
 
 impl Default for TotpSettings {
@@ -175,7 +200,60 @@ impl Default for TotpSettings {
         Self {
             window: 1,
             issuer: "stepup".to_owned(),
+            digits: None,
+            algorithm: None,
+            period: None,
         }
+    }
+}
+
+/// `[lockout]`: pam_faillock's semantics across all factors and services:
+/// `deny` wrong answers within `fail_interval` lock the person for
+/// `unlock_time` (`"0s"`: until `stepupctl unlock`). `deny = 0` turns it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    pub deny: u32,
+    pub fail_interval: Span,
+    pub unlock_time: Span,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        Self {
+            deny: 5,
+            fail_interval: Span(std::time::Duration::from_secs(15 * 60)),
+            unlock_time: Span(std::time::Duration::from_secs(10 * 60)),
+        }
+    }
+}
+
+/// `[history]`: how long the daemon keeps authentication history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    pub retention: Span,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            retention: Span(std::time::Duration::from_secs(180 * 86_400)),
+        }
+    }
+}
+
+/// `[recovery]`: one-time recovery codes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoverySettings {
+    /// How many codes `stepupctl recovery-codes` makes.
+    pub count: u32,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self { count: 10 }
     }
 }
 
@@ -362,6 +440,12 @@ struct MainFile {
     #[serde(default)]
     totp: TotpSettings,
     #[serde(default)]
+    lockout: LockoutSettings,
+    #[serde(default)]
+    history: HistorySettings,
+    #[serde(default)]
+    recovery: RecoverySettings,
+    #[serde(default)]
     subject: BTreeMap<String, SubjectItem>,
     #[serde(default)]
     defaults: RawDefaults,
@@ -384,6 +468,9 @@ pub const DEFAULT_RUSER_SERVICES: [&str; 2] = ["su", "su-l"];
 pub struct Config {
     pub daemon: DaemonSettings,
     pub totp: TotpSettings,
+    pub lockout: LockoutSettings,
+    pub history: HistorySettings,
+    pub recovery: RecoverySettings,
     /// Service → whose factor; services not listed use PAM_USER.
     pub subject: BTreeMap<String, SubjectItem>,
     pub defaults: Defaults,
@@ -492,6 +579,9 @@ impl Config {
         let config = Self {
             daemon: main.daemon,
             totp: main.totp,
+            lockout: main.lockout,
+            history: main.history,
+            recovery: main.recovery,
             subject,
             defaults,
             rules,
@@ -530,6 +620,14 @@ impl Config {
             return Err(whole_file(
                 "[defaults] max_tries must be at least 1 and [totp] window at most 10".into(),
             ));
+        }
+        if self.totp.digits.is_some_and(|d| d != 6 && d != 8)
+            || self.totp.period.is_some_and(|p| p == 0 || p > 300)
+        {
+            return Err(whole_file("[totp] digits must be 6 or 8 and period 1..300 seconds".into()));
+        }
+        if self.recovery.count == 0 || self.recovery.count > 100 {
+            return Err(whole_file("[recovery] count must be 1..100".into()));
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for rule in &self.rules {

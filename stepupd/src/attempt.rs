@@ -17,10 +17,11 @@ use zeroize::Zeroizing;
 
 use crate::audit;
 use crate::context::AttemptContext;
+use crate::factors::recovery;
 use crate::factors::totp::{self, Verdict as TotpVerdict};
 use crate::policy::{self, Attempt, Lookups, Origin, RuleTrace};
 use crate::sessions::{Session, SessionTable, Stage};
-use crate::store::{HistoryColumn, HistoryEntry, Store, StoreError, TotpCredential};
+use crate::store::{HistoryColumn, HistoryEntry, LockoutRow, Store, StoreError, TotpCredential};
 use crate::utmp;
 
 /// One step for the module: an empty session id goes with a final kind.
@@ -42,6 +43,17 @@ impl Step {
 }
 
 pub const CODE_PROMPT: &str = "Verification code: ";
+pub const CODE_OR_RECOVERY_PROMPT: &str = "Verification code (or a recovery code): ";
+pub const RECOVERY_PROMPT: &str = "Recovery code: ";
+
+/// The prompt for the methods on offer.
+fn prompt_for(methods: &[Method]) -> &'static str {
+    match (methods.contains(&Method::Totp), methods.contains(&Method::Recovery)) {
+        (true, true) => CODE_OR_RECOVERY_PROMPT,
+        (false, true) => RECOVERY_PROMPT,
+        _ => CODE_PROMPT,
+    }
+}
 
 pub struct Engine {
     config: RwLock<(Arc<Config>, Timestamp)>,
@@ -186,6 +198,22 @@ impl Engine {
         }
     }
 
+    /// The rule's methods, in its order, that `subject` has enrolled.
+    fn offered_methods(&self, rule: &Rule, subject: &str) -> Result<Vec<Method>, DaemonError> {
+        let store = lock(&self.store);
+        let mut offered = Vec::new();
+        for method in &rule.methods {
+            let enrolled = match method {
+                Method::Totp => !store.totp_credentials(subject).map_err(failed)?.is_empty(),
+                Method::Recovery => !store.unused_recovery_codes(subject).map_err(failed)?.is_empty(),
+            };
+            if enrolled {
+                offered.push(*method);
+            }
+        }
+        Ok(offered)
+    }
+
     /// Evaluate the policy for an attempt: (rule, when grace was earned if it applies).
     fn evaluate<'c>(
         &self,
@@ -255,13 +283,13 @@ impl Engine {
                 Ok(Step::done(StepKind::Allow, ""))
             }
             Action::StepUp => {
-                // Only TOTP exists so far; the method list is kept for when more do.
-                debug_assert!(rule.methods.contains(&Method::Totp));
-                let enrolled = !lock(&self.store)
-                    .totp_credentials(&subject)
-                    .map_err(failed)?
-                    .is_empty();
-                if !enrolled {
+                if let Some(message) = self.locked_message(&subject, unix_now())? {
+                    self.record(&who, "totp", "locked")?;
+                    audit::event("factor_failed", &[("subject", &subject), ("reason", "locked")]);
+                    return Ok(Step::done(StepKind::Deny, message));
+                }
+                let methods = self.offered_methods(rule, &subject)?;
+                if methods.is_empty() {
                     self.record(&who, "totp", "not_enrolled")?;
                     audit::event(
                         "factor_failed",
@@ -279,6 +307,7 @@ impl Engine {
                     deadline: Instant::now() + config.daemon.session_timeout.0,
                     who,
                     rule: rule.name.clone(),
+                    methods: methods.clone(),
                     max_tries: rule.max_tries,
                     stage: Stage::AwaitingCode,
                     failures: 0,
@@ -293,7 +322,7 @@ impl Engine {
                 Ok(Step {
                     session: id,
                     kind: StepKind::PromptSecret,
-                    text: CODE_PROMPT.to_owned(),
+                    text: prompt_for(&methods).to_owned(),
                 })
             }
         }
@@ -370,52 +399,48 @@ impl Engine {
         answer: Zeroizing<String>,
     ) -> Result<Step, DaemonError> {
         let config = self.config();
-        let mut sessions = lock(&self.sessions);
-        let session = sessions
-            .get_mut(id, owner)
-            .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
-        if session.deadline <= Instant::now() {
+        // Copy what the check needs, so no session lock is held while hashing.
+        let (who, methods) = {
+            let mut sessions = lock(&self.sessions);
             let session = sessions
-                .remove(id, owner)
+                .get_mut(id, owner)
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
-            drop(sessions);
-            self.record(&session.who, "totp", "timeout")?;
-            audit::event(
-                "factor_failed",
-                &[("subject", &session.who.subject), ("reason", "timeout")],
-            );
-            return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
-        }
-        if session.stage == Stage::ShowedError {
-            session.stage = Stage::AwaitingCode;
-            return Ok(Step {
-                session: id.to_owned(),
-                kind: StepKind::PromptSecret,
-                text: CODE_PROMPT.to_owned(),
-            });
-        }
-
-        let subject = session.who.subject.clone();
-        let (outcome, message) = {
-            let mut store = lock(&self.store);
-            let creds = store.totp_credentials(&subject).map_err(failed)?;
-            check_code(&mut store, &creds, &answer, config.totp.window).map_err(failed)?
+            if session.deadline <= Instant::now() {
+                let session = sessions
+                    .remove(id, owner)
+                    .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
+                drop(sessions);
+                self.abandon(&session, "timeout")?;
+                return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
+            }
+            if session.stage == Stage::ShowedError {
+                session.stage = Stage::AwaitingCode;
+                return Ok(Step {
+                    session: id.to_owned(),
+                    kind: StepKind::PromptSecret,
+                    text: prompt_for(&session.methods).to_owned(),
+                });
+            }
+            (session.who.clone(), session.methods.clone())
         };
+        let subject = who.subject.clone();
+        let (outcome, message, method) = self.check_answer(&config, &subject, &methods, &answer)?;
         drop(answer);
 
+        let mut sessions = lock(&self.sessions);
         if outcome == "success" {
             let session = sessions
                 .remove(id, owner)
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
             drop(sessions);
             // On disk before `allow` leaves the daemon.
-            self.record(&session.who, "totp", "success")?;
-            self.let_in(&session.who)?;
+            self.record(&who, method, "success")?;
+            self.let_in(&who)?;
             audit::event(
                 "factor_succeeded",
                 &[
                     ("subject", &subject),
-                    ("method", "totp"),
+                    ("method", method),
                     ("rule", &session.rule),
                     ("session", id),
                 ],
@@ -423,8 +448,10 @@ impl Engine {
             return Ok(Step::done(StepKind::Allow, ""));
         }
 
+        let session = sessions
+            .get_mut(id, owner)
+            .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
         session.failures += 1;
-        let who = session.who.clone();
         let exhausted = session.failures >= session.max_tries;
         if exhausted {
             let _ = sessions.remove(id, owner);
@@ -432,17 +459,18 @@ impl Engine {
             session.stage = Stage::ShowedError;
         }
         drop(sessions);
-        self.record(&who, "totp", outcome)?;
+        self.record(&who, method, outcome)?;
         audit::event(
             "factor_failed",
-            &[
-                ("subject", &subject),
-                ("method", "totp"),
-                ("reason", outcome),
-            ],
+            &[("subject", &subject), ("method", method), ("reason", outcome)],
         );
+        if let Some(lock_message) = self.count_failure(&config, &subject)? {
+            // The lock ends this attempt too.
+            let _ = lock(&self.sessions).remove(id, owner);
+            return Ok(Step::done(StepKind::Deny, format!("{message} {lock_message}")));
+        }
         if exhausted {
-            self.record(&who, "totp", "too_many_tries")?;
+            self.record(&who, method, "too_many_tries")?;
             audit::event(
                 "factor_failed",
                 &[("subject", &subject), ("reason", "too_many_tries")],
@@ -457,6 +485,135 @@ impl Engine {
             kind: StepKind::Error,
             text: message.to_owned(),
         })
+    }
+
+    /// Check one answer against the offered methods: (outcome, message, method).
+    fn check_answer(
+        &self,
+        config: &Config,
+        subject: &str,
+        methods: &[Method],
+        answer: &str,
+    ) -> Result<(&'static str, &'static str, &'static str), DaemonError> {
+        let mut store = lock(&self.store);
+        let totp_creds = if methods.contains(&Method::Totp) {
+            store.totp_credentials(subject).map_err(failed)?
+        } else {
+            Vec::new()
+        };
+        let trimmed = answer.trim();
+        let looks_like_totp = !trimmed.is_empty()
+            && trimmed.bytes().all(|b| b.is_ascii_digit())
+            && totp_creds
+                .iter()
+                .any(|c| effective_digits(config, c) as usize == trimmed.len());
+        if looks_like_totp || !methods.contains(&Method::Recovery) {
+            let (outcome, message) = check_code(&mut store, config, &totp_creds, trimmed).map_err(failed)?;
+            return Ok((outcome, message, "totp"));
+        }
+        let now = unix_now();
+        for (row, stored) in store.unused_recovery_codes(subject).map_err(failed)? {
+            if recovery::verify(answer, &stored) {
+                // Compare-and-set: a code two attempts race for is used once.
+                if store.use_recovery_code(row, now).map_err(failed)? {
+                    audit::event("recovery_code_used", &[("subject", subject)]);
+                    return Ok(("success", "", "recovery"));
+                }
+                return Ok(("replay", "That recovery code was already used.", "recovery"));
+            }
+        }
+        Ok(("wrong_code", "Wrong code.", "recovery"))
+    }
+
+    /// Is `subject` locked out now? The message to show if so.
+    fn locked_message(&self, subject: &str, now: u64) -> Result<Option<String>, DaemonError> {
+        let row = lock(&self.store).lockout(subject).map_err(failed)?;
+        Ok(match row {
+            Some(LockoutRow { locked_at: Some(_), locked_until: None, .. }) => Some(format!(
+                "{subject} is locked after too many failed step-ups. Ask an administrator to run: stepupctl unlock {subject}"
+            )),
+            Some(LockoutRow { locked_at: Some(_), locked_until: Some(until), .. }) if now < until => {
+                let minutes = (until - now).div_ceil(60);
+                Some(format!(
+                    "{subject} is locked after too many failed step-ups for {minutes} more minute(s), or until an administrator runs: stepupctl unlock {subject}"
+                ))
+            }
+            _ => None,
+        })
+    }
+
+    /// Count a failure toward the lockout; the lock message if it engaged.
+    fn count_failure(&self, config: &Config, subject: &str) -> Result<Option<String>, DaemonError> {
+        let settings = &config.lockout;
+        if settings.deny == 0 {
+            return Ok(None);
+        }
+        let now = unix_now();
+        let mut store = lock(&self.store);
+        let row = store.lockout(subject).map_err(failed)?;
+        // Failures before an unlock, or before an expired lock ended, no longer count.
+        let mut since = now.saturating_sub(settings.fail_interval.0.as_secs());
+        let mut after_row = 0;
+        if let Some(row) = row {
+            after_row = row.reset_at;
+            if let (Some(_), Some(until)) = (row.locked_at, row.locked_until) {
+                since = since.max(until);
+            }
+        }
+        let failures = store.failures_since_after(subject, since, after_row).map_err(failed)?;
+        if failures < u64::from(settings.deny) {
+            return Ok(None);
+        }
+        let until = (!settings.unlock_time.0.is_zero()).then(|| now + settings.unlock_time.0.as_secs());
+        store.lock(subject, now, until).map_err(failed)?;
+        drop(store);
+        audit::event(
+            "locked",
+            &[
+                ("subject", subject),
+                ("failures", &failures.to_string()),
+                ("until", &until.map_or("unlock".to_owned(), |u| u.to_string())),
+            ],
+        );
+        self.locked_message(subject, now)
+    }
+
+    /// Drop history older than `[history] retention`.
+    pub fn prune_history(&self) {
+        let retention = self.config().history.retention.0.as_secs();
+        let before = unix_now().saturating_sub(retention);
+        match lock(&self.store).prune_history(before) {
+            Ok(0) => {}
+            Ok(n) => audit::event("history_pruned", &[("rows", &n.to_string())]),
+            Err(e) => audit::event("store_error", &[("error", &e.to_string())]),
+        }
+    }
+
+    /// `stepupctl unlock`: lift the lock and forget earlier failures.
+    pub fn unlock(&self, user: &str) -> Result<bool, DaemonError> {
+        validate_user_name(user)?;
+        let now = unix_now();
+        let was_locked = self.locked_message(user, now)?.is_some();
+        lock(&self.store).unlock(user).map_err(failed)?;
+        audit::event("unlocked", &[("user", user), ("was_locked", if was_locked { "true" } else { "false" })]);
+        Ok(was_locked)
+    }
+
+    /// `stepupctl recovery-codes`: a new set, replacing the old one.
+    pub fn new_recovery_codes(&self, user: &str) -> Result<Vec<Zeroizing<String>>, DaemonError> {
+        validate_user_name(user)?;
+        let count = self.config().recovery.count;
+        let codes: Vec<Zeroizing<String>> = (0..count).map(|_| recovery::generate()).collect();
+        let hashes = codes
+            .iter()
+            .map(|c| recovery::hash(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        lock(&self.store)
+            .replace_recovery_codes(user, &hashes, unix_now())
+            .map_err(failed)?;
+        audit::event("recovery_codes_issued", &[("user", user), ("count", &count.to_string())]);
+        Ok(codes)
     }
 
     pub fn cancel(&self, owner: &str, id: &str) -> Result<(), DaemonError> {
@@ -549,17 +706,38 @@ impl Engine {
     }
 }
 
+/// Digits a credential's codes have, after `[totp] digits` if the admin pinned it.
+fn effective_digits(config: &Config, cred: &TotpCredential) -> u32 {
+    config.totp.digits.unwrap_or(cred.digits)
+}
+
 /// Try the code against each credential; returns (outcome, message for the user).
+/// `[totp] digits / algorithm / period`, when set, override every credential.
 fn check_code(
     store: &mut Store,
+    config: &Config,
     creds: &[TotpCredential],
     code: &str,
-    window: u8,
 ) -> Result<(&'static str, &'static str), StoreError> {
     let now = unix_now();
     let mut replayed = false;
-    for cred in creds {
-        match totp::verify(cred, code, now, window) {
+    for stored in creds {
+        let pinned = TotpCredential {
+            id: stored.id.clone(),
+            user: stored.user.clone(),
+            label: String::new(),
+            secret: stored.secret.clone(),
+            algorithm: config
+                .totp
+                .algorithm
+                .map_or_else(|| stored.algorithm.clone(), |a| a.as_str().to_owned()),
+            digits: effective_digits(config, stored),
+            period: config.totp.period.unwrap_or(stored.period),
+            last_step: stored.last_step,
+            created: stored.created,
+        };
+        let cred = &pinned;
+        match totp::verify(cred, code, now, config.totp.window) {
             Ok(TotpVerdict::Accepted { step }) => {
                 // Compare-and-set: of two racing attempts with one code, one wins.
                 if store.advance_totp_step(&cred.id, step)? {

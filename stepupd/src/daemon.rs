@@ -102,9 +102,15 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let expiry_engine = engine.clone();
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             expiry_engine.expire();
+            // History is bounded: prune at start and then hourly.
+            if ticks % 3600 == 0 {
+                expiry_engine.prune_history();
+            }
+            ticks += 1;
         }
     });
 

@@ -143,6 +143,23 @@ impl Daemon1 {
         serde_json::to_string(&explanation).map_err(|e| DaemonError::Failed(e.to_string()))
     }
 
+    /// Lift a lockout and forget earlier failures; true if the user was locked.
+    async fn unlock(&self, #[zbus(header)] header: Header<'_>, user: String) -> Result<bool, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        self.engine.unlock(&user)
+    }
+
+    /// Issue a new set of recovery codes (the old set stops working).
+    async fn recovery_codes(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<Vec<String>, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        let codes = self.engine.new_recovery_codes(&user)?;
+        Ok(codes.iter().map(|c| c.as_str().to_owned()).collect())
+    }
+
     /// Re-read the configuration; on error the old policy stays in force.
     async fn reload(&self, #[zbus(header)] header: Header<'_>) -> Result<String, DaemonError> {
         require_root(&self.dbus, &header).await?;

@@ -24,6 +24,8 @@ pub struct Session {
     pub who: Who,
     /// Name of the rule that asked for the step-up.
     pub rule: String,
+    /// Factors on offer (the rule's methods the subject has enrolled).
+    pub methods: Vec<stepup_config::Method>,
     /// Wrong answers allowed before the attempt ends.
     pub max_tries: u32,
     pub stage: Stage,
@@ -117,6 +119,7 @@ mod tests {
             deadline,
             who: Who::default(),
             rule: "r".into(),
+            methods: vec![stepup_config::Method::Totp],
             max_tries: 3,
             stage: Stage::AwaitingCode,
             failures: 0,

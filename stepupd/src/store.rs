@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 /// Schema version this build writes. A newer one on disk is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 const DB_FILE: &str = "stepup.db";
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,42 @@ pub struct HistoryEntry {
     pub method: String,
     /// `success`, `wrong_code`, `replay`, `too_many_tries`, `timeout`, `cancelled`, `not_enrolled`.
     pub outcome: String,
+}
+
+/// A user's lockout state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutRow {
+    pub locked_at: Option<u64>,
+    /// `None` with `locked_at` set: locked until an admin unlocks.
+    pub locked_until: Option<u64>,
+    /// History rows up to this id no longer count (set by an unlock).
+    pub reset_at: i64,
+}
+
+/// A FIDO2 credential as stored (imported from pam_u2f or enrolled).
+#[derive(Debug, Clone)]
+pub struct Fido2Credential {
+    pub id: String,
+    pub user: String,
+    pub key_handle: Vec<u8>,
+    pub resident: bool,
+    pub public_key: Vec<u8>,
+    pub algorithm: String,
+    pub rp_id: String,
+    pub presence: bool,
+    pub pin: bool,
+    pub verification: bool,
+    pub label: String,
+    pub created: u64,
+}
+
+/// What one import writes.
+#[derive(Default)]
+pub struct ImportBatch {
+    pub totp: Vec<TotpCredential>,
+    /// (user, PHC hash, created)
+    pub recovery: Vec<(String, String, u64)>,
+    pub fido2: Vec<Fido2Credential>,
 }
 
 /// History columns a success can be scoped to.
@@ -175,6 +211,44 @@ impl Store {
                  COMMIT;",
             )?;
         }
+        if version < 3 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE lockout (
+                     user TEXT PRIMARY KEY,
+                     locked_at INTEGER,
+                     locked_until INTEGER,
+                     reset_at INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE TABLE recovery_codes (
+                     id INTEGER PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     hash TEXT NOT NULL,
+                     used_at INTEGER,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX recovery_codes_user ON recovery_codes(user);
+                 CREATE TABLE fido2_credentials (
+                     id TEXT PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     key_handle BLOB NOT NULL,
+                     resident INTEGER NOT NULL,
+                     public_key BLOB NOT NULL,
+                     algorithm TEXT NOT NULL,
+                     rp_id TEXT NOT NULL,
+                     sign_count INTEGER NOT NULL DEFAULT 0,
+                     presence INTEGER NOT NULL,
+                     pin INTEGER NOT NULL,
+                     verification INTEGER NOT NULL,
+                     label TEXT NOT NULL,
+                     created INTEGER NOT NULL,
+                     suspect INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE INDEX fido2_credentials_user ON fido2_credentials(user);
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
+        }
         Ok(())
     }
 
@@ -231,7 +305,13 @@ impl Store {
 
     pub fn list(&self, user: &str) -> Result<Vec<CredentialSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, method, label, created FROM credentials WHERE user = ?1 ORDER BY created, id",
+            "SELECT id, method, label, created FROM credentials WHERE user = ?1
+             UNION ALL
+             SELECT id, 'fido2', label, created FROM fido2_credentials WHERE user = ?1
+             UNION ALL
+             SELECT 'recovery', 'recovery', count(*) || ' unused code(s)', max(created)
+               FROM recovery_codes WHERE user = ?1 AND used_at IS NULL HAVING count(*) > 0
+             ORDER BY 4, 1",
         )?;
         let rows = stmt.query_map(params![user], |r| {
             Ok(CredentialSummary {
@@ -246,11 +326,21 @@ impl Store {
 
     /// Remove one credential; false if the user has no such credential.
     pub fn remove(&mut self, user: &str, id: &str) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
+        let mut changed = self.conn.execute(
             "DELETE FROM credentials WHERE user = ?1 AND id = ?2",
             params![user, id],
         )?;
-        Ok(changed == 1)
+        changed += self.conn.execute(
+            "DELETE FROM fido2_credentials WHERE user = ?1 AND id = ?2",
+            params![user, id],
+        )?;
+        if id == "recovery" {
+            changed += self
+                .conn
+                .execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])?
+                .min(1);
+        }
+        Ok(changed >= 1)
     }
 
     pub fn credential_count(&self) -> Result<u64, StoreError> {
@@ -326,12 +416,18 @@ impl Store {
 
     /// Wrong answers (wrong code, replayed code) by `user` at or after `since`.
     pub fn failures_since(&self, user: &str, since: u64) -> Result<u64, StoreError> {
+        self.failures_since_after(user, since, 0)
+    }
+
+    /// Like [`failures_since`](Self::failures_since), counting only history
+    /// rows after row `after_row` (an unlock's watermark).
+    pub fn failures_since_after(&self, user: &str, since: u64, after_row: i64) -> Result<u64, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT count(*) FROM history WHERE user = ?1 AND time >= ?2 AND outcome IN ('wrong_code', 'replay')",
+                "SELECT count(*) FROM history WHERE user = ?1 AND time >= ?2 AND id > ?3 AND outcome IN ('wrong_code', 'replay')",
             )?
-            .query_row(params![user, since], |r| r.get(0))?)
+            .query_row(params![user, since, after_row], |r| r.get(0))?)
     }
 
     /// When `user` was last let in from `rhost`.
@@ -355,6 +451,130 @@ impl Store {
             params![user, rhost, time],
         )?;
         Ok(())
+    }
+
+    /// The lockout row of a user, if any.
+    pub fn lockout(&self, user: &str) -> Result<Option<LockoutRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT locked_at, locked_until, reset_at FROM lockout WHERE user = ?1")?
+            .query_row(params![user], |r| {
+                Ok(LockoutRow {
+                    locked_at: r.get(0)?,
+                    locked_until: r.get(1)?,
+                    reset_at: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Lock `user` from `at` until `until` (`None`: until an admin unlocks).
+    pub fn lock(&mut self, user: &str, at: u64, until: Option<u64>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO lockout (user, locked_at, locked_until) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user) DO UPDATE SET locked_at = excluded.locked_at, locked_until = excluded.locked_until",
+            params![user, at, until],
+        )?;
+        Ok(())
+    }
+
+    /// Lift a lock and forget every failure recorded so far (faillock --reset).
+    pub fn unlock(&mut self, user: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO lockout (user, locked_at, locked_until, reset_at)
+             VALUES (?1, NULL, NULL, (SELECT coalesce(max(id), 0) FROM history))
+             ON CONFLICT (user) DO UPDATE SET locked_at = NULL, locked_until = NULL, reset_at = excluded.reset_at",
+            params![user],
+        )?;
+        Ok(())
+    }
+
+    /// Replace a user's recovery codes with these hashes, atomically.
+    pub fn replace_recovery_codes(&mut self, user: &str, hashes: &[String], now: u64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])?;
+        for hash in hashes {
+            tx.execute(
+                "INSERT INTO recovery_codes (user, hash, created) VALUES (?1, ?2, ?3)",
+                params![user, hash, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// (row id, PHC hash) of a user's unused recovery codes.
+    pub fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, hash FROM recovery_codes WHERE user = ?1 AND used_at IS NULL ORDER BY id")?;
+        let rows = stmt.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Mark a recovery code used; false if it already was (a race). Durable when it returns.
+    pub fn use_recovery_code(&mut self, id: i64, at: u64) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE recovery_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![id, at],
+        )? == 1)
+    }
+
+    /// Everything an import brings, in one transaction: all of it or none.
+    pub fn import(&mut self, batch: &ImportBatch) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for cred in &batch.totp {
+            tx.execute(
+                "INSERT INTO credentials (id, user, method, label, secret, algorithm, digits, period, last_step, created)
+                 VALUES (?1, ?2, 'totp', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    cred.id,
+                    cred.user,
+                    cred.label,
+                    cred.secret.as_slice(),
+                    cred.algorithm,
+                    cred.digits,
+                    cred.period,
+                    cred.last_step,
+                    cred.created
+                ],
+            )?;
+        }
+        for (user, hash, created) in &batch.recovery {
+            tx.execute(
+                "INSERT INTO recovery_codes (user, hash, created) VALUES (?1, ?2, ?3)",
+                params![user, hash, created],
+            )?;
+        }
+        for key in &batch.fido2 {
+            tx.execute(
+                "INSERT INTO fido2_credentials (id, user, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    key.id,
+                    key.user,
+                    key.key_handle,
+                    key.resident,
+                    key.public_key,
+                    key.algorithm,
+                    key.rp_id,
+                    key.presence,
+                    key.pin,
+                    key.verification,
+                    key.label,
+                    key.created
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Delete history older than `before`; returns how many rows went.
+    pub fn prune_history(&mut self, before: u64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM history WHERE time < ?1", params![before])?)
     }
 
     /// Does a credential with this id exist for anyone?

@@ -43,6 +43,10 @@ enum Command {
     Status,
     /// Re-read the configuration (an invalid one is refused; the old stays)
     Reload,
+    /// Lift a user's lockout and forget their earlier failures
+    Unlock { user: String },
+    /// Print a new set of one-time recovery codes (the old set stops working)
+    RecoveryCodes { user: String },
     /// Show how the running daemon's policy would decide an attempt (changes nothing)
     Explain {
         #[arg(long)]
@@ -208,6 +212,22 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             Command::Reload => println!("{}", daemon.reload().await?),
+            Command::Unlock { user } => {
+                if daemon.unlock(&user).await? {
+                    println!("Unlocked {user}.");
+                } else {
+                    println!("{user} was not locked; earlier failures are forgotten.");
+                }
+            }
+            Command::RecoveryCodes { user } => {
+                let codes: Vec<Zeroizing<String>> =
+                    daemon.recovery_codes(&user).await?.into_iter().map(Zeroizing::new).collect();
+                println!("Recovery codes for {user} (each works once; any earlier set no longer works):");
+                for code in &codes {
+                    println!("  {}", code.as_str());
+                }
+                println!("They are stored only as hashes: keep this list somewhere safe now.");
+            }
             Command::Explain {
                 user,
                 service,
