@@ -664,6 +664,7 @@ impl Engine {
         label: &str,
     ) -> Result<(String, Zeroizing<String>), DaemonError> {
         validate_user_name(user)?;
+        let config = self.config();
         if label.len() > 64 || label.chars().any(char::is_control) {
             return Err(DaemonError::InvalidArgument(
                 "label must be at most 64 printable characters".into(),
@@ -690,9 +691,13 @@ impl Engine {
                 label.to_owned()
             },
             secret,
-            algorithm: "SHA1".into(),
-            digits: totp::DEFAULT_DIGITS,
-            period: totp::DEFAULT_PERIOD,
+            algorithm: config
+                .totp
+                .algorithm
+                .map_or("SHA1", |a| a.as_str())
+                .to_owned(),
+            digits: config.totp.digits.unwrap_or(totp::DEFAULT_DIGITS),
+            period: config.totp.period.unwrap_or(totp::DEFAULT_PERIOD),
             last_step: None,
             created: unix_now(),
         };
@@ -701,7 +706,7 @@ impl Engine {
             "enrolled",
             &[("user", user), ("method", "totp"), ("credential", &id)],
         );
-        let uri = totp::otpauth_uri(&self.config().totp.issuer, user, &cred);
+        let uri = totp::otpauth_uri(&config.totp.issuer, user, &cred);
         Ok((id, uri))
     }
 }

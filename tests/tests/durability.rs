@@ -4,13 +4,16 @@
 //! instead of being silently replaced.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::fs::FileExt as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use stepup_tests::*;
 use stepupd::store::Store;
 
@@ -43,36 +46,67 @@ fn wait_name_released(bus: &Bus) {
     }
 }
 
-/// SIGKILL is not catchable: stop the old process for good, then start a new one.
-fn restart_after_kill(bus: &Bus, daemon: &mut Daemon) {
-    wait_name_released(bus);
-    // restart() SIGTERMs the (already dead, not yet reaped) process, reaps it
-    // and spawns a new one, waiting until it owns the name.
-    daemon.restart();
-}
-
-/// A code the daemon itself refused (not one that never reached it).
+/// The daemon's answer was no (as opposed to: it never answered).
 fn refused_by_daemon(run: &Drive) -> bool {
     run.code != PAM_SUCCESS
         && run.code != PAM_AUTHINFO_UNAVAIL
         && (run.stdout.contains("already used") || run.stdout.contains("Wrong code"))
 }
 
-/// Run one step-up per user at once, answering `code`; `during` runs
-/// meanwhile (in this thread) once all of them are launched.
-fn step_up_all<'u>(
+/// When a round's SIGKILL comes.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// This long after the step-ups were launched.
+    Blind(Duration),
+    /// This long after the n-th step-up was acknowledged (PAM_SUCCESS), or
+    /// once all are answered if fewer are.
+    AfterAcks(usize, Duration),
+}
+
+/// Run one step-up per user at once, all answering `code`, and SIGKILL
+/// `pid` as `when` says. Every drive has returned when this does.
+fn step_up_all_and_kill<'u>(
     pam: &PamService,
-    users: &[&'u String],
+    users: &[&'u str],
     code: &str,
-    during: impl FnOnce(),
-) -> Vec<(&'u String, Drive)> {
+    pid: Pid,
+    when: Kill,
+) -> Vec<(&'u str, Drive)> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = users
-            .iter()
-            .map(|&user| scope.spawn(move || (user, drive(pam, user, &["-a", code], &[]))))
-            .collect();
-        during();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        let (tx, rx) = mpsc::channel();
+        for &user in users {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let run = drive(pam, user, &["-a", code], &[]);
+                tx.send((user, run)).unwrap();
+            });
+        }
+        drop(tx);
+        let sigkill = || kill(pid, Signal::SIGKILL).unwrap();
+        let mut runs = Vec::with_capacity(users.len());
+        let mut killed = false;
+        if let Kill::Blind(delay) = when {
+            std::thread::sleep(delay);
+            sigkill();
+            killed = true;
+        }
+        let mut acks = 0;
+        for (user, run) in rx {
+            acks += usize::from(run.code == PAM_SUCCESS);
+            runs.push((user, run));
+            if let Kill::AfterAcks(n, delay) = when
+                && !killed
+                && acks >= n
+            {
+                std::thread::sleep(delay);
+                sigkill();
+                killed = true;
+            }
+        }
+        if !killed {
+            sigkill();
+        }
+        runs
     })
 }
 
@@ -96,53 +130,53 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
         daemon.enroll_totp(user, &secret);
     }
 
-    // When do answers arrive? A batch of wrong codes (refused, so no user is
-    // used up) takes as long as a batch of right ones; the kills are aimed
-    // at random moments of that span (on a debug build here, about
-    // 200–300 ms after launch: a kill in the first few ms hits nothing).
-    let all: Vec<&String> = users.iter().collect();
-    let calibration = step_up_all(&pam, &all, &wrong_code(&secret), || {});
-    for (user, run) in &calibration {
-        assert!(refused_by_daemon(run), "{user}: {}", run.stdout);
-    }
-    let answered_ms = |pick: fn(u128, u128) -> u128| {
-        calibration
-            .iter()
-            .map(|(_, run)| run.elapsed.as_millis())
-            .reduce(pick)
-            .unwrap() as u64
-    };
-    // (earliest, latest) kill delay in ms, narrowed as rounds tell more.
-    let mut window = (answered_ms(u128::min) / 2, answered_ms(u128::max) + 20);
-    eprintln!("durability: a batch is answered {}–{} ms after launch", answered_ms(u128::min), answered_ms(u128::max));
-
-    let mut acknowledged: BTreeMap<String, Acknowledged> = BTreeMap::new();
-    let (mut rounds, mut kills, mut attempted, mut unavailable, mut refused) = (0, 0, 0, 0, 0);
-    // Rounds where the kill caught attempts in flight, and where it did so
-    // while others had just been acknowledged.
+    // Each user is acknowledged at most once: never stepped up again after.
+    let mut acknowledged: BTreeMap<&str, Acknowledged> = BTreeMap::new();
+    // Users whose code for a step was refused as already used (a killed,
+    // unacknowledged attempt had used it): not retried within that step,
+    // which would only pile up failures towards the lockout.
+    let mut step_spent: HashMap<&str, u64> = HashMap::new();
+    let (mut rounds, mut kills, mut attempted) = (0, 0, 0);
+    let (mut unavailable, mut refused) = (0, 0);
+    // Rounds whose kill caught attempts in flight, and those of them where
+    // other attempts had just been acknowledged.
     let (mut rounds_in_flight, mut rounds_ack_and_in_flight) = (0, 0);
     let rounds_start = Instant::now();
     for round in 0..MAX_ROUNDS {
         if rounds_start.elapsed() >= ROUND_BUDGET {
             break;
         }
-        let pending: Vec<&String> = users
+        let now = unix_now();
+        let step = now / 30;
+        let pending: Vec<&str> = users
             .iter()
-            .filter(|u| !acknowledged.contains_key(*u))
+            .map(String::as_str)
+            .filter(|u| !acknowledged.contains_key(u))
+            .filter(|u| step_spent.get(u).is_none_or(|&spent| spent < step))
             .collect();
         if pending.is_empty() {
-            break;
+            if acknowledged.len() == users.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
         }
         rounds += 1;
-        let now = unix_now();
         let code = oathtool_at(&secret, now);
-        let step = now / 30;
-        let delay = Duration::from_millis(rand::random_range(window.0..=window.1));
-        let pid = daemon.pid();
-        let runs = step_up_all(&pam, &pending, &code, || {
-            std::thread::sleep(delay);
-            kill(pid, Signal::SIGKILL).unwrap();
-        });
+        // Every third round is killed blind, a few ms after launch (on a
+        // debug build answers come 150–500 ms after launch, so this mostly
+        // catches attempts connecting or starting); the others right after
+        // a random number of acknowledgements, while the daemon is busy
+        // answering the rest.
+        let when = if round % 3 == 0 {
+            Kill::Blind(Duration::from_millis(rand::random_range(0..=40)))
+        } else {
+            Kill::AfterAcks(
+                rand::random_range(1..=pending.len().div_ceil(4)),
+                Duration::from_millis(rand::random_range(0..=10)),
+            )
+        };
+        let runs = step_up_all_and_kill(&pam, &pending, &code, daemon.pid(), when);
         kills += 1;
         attempted += runs.len();
         let (mut round_ack, mut round_unavail, mut round_refused) = (0, 0, 0);
@@ -150,42 +184,29 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
             match run.code {
                 PAM_SUCCESS => {
                     round_ack += 1;
-                    acknowledged.insert(
-                        user.clone(),
-                        Acknowledged {
-                            code: code.clone(),
-                            step,
-                            round,
-                        },
-                    );
+                    let code = code.clone();
+                    acknowledged.insert(user, Acknowledged { code, step, round });
                 }
                 PAM_AUTHINFO_UNAVAIL => round_unavail += 1,
                 _ => {
-                    // The daemon answered no: only possible when an earlier,
-                    // killed attempt of this user consumed this step.
+                    // The daemon said no: only right if an earlier, killed
+                    // attempt of this user used this step.
                     assert!(
-                        refused_by_daemon(&run),
-                        "round {round}: {user} got {} unexpectedly: {}",
+                        run.stdout.contains("already used"),
+                        "round {round}: {user}'s fresh code refused ({}): {}",
                         run.code,
                         run.stdout
                     );
+                    step_spent.insert(user, step);
                     round_refused += 1;
                 }
             }
         }
         eprintln!(
-            "round {round}: kill after {delay:?}: {} attempted, {round_ack} acknowledged, \
-             {round_unavail} unavailable, {round_refused} refused",
+            "round {round}: {when:?}: {} attempted, {round_ack} acknowledged, \
+             {round_unavail} unavailable, {round_refused} refused as already used",
             pending.len()
         );
-        // A kill before any answer or after all of them exercised less:
-        // aim later or earlier next time.
-        let delay_ms = delay.as_millis() as u64;
-        if round_ack == 0 {
-            window.0 = delay_ms.min(window.1.saturating_sub(10));
-        } else if round_unavail == 0 {
-            window.1 = delay_ms.max(window.0 + 10);
-        }
         unavailable += round_unavail;
         refused += round_refused;
         if round_unavail > 0 {
@@ -194,19 +215,23 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
                 rounds_ack_and_in_flight += 1;
             }
         }
-        restart_after_kill(&bus, &mut daemon);
+        // SIGKILL cannot be caught: the process is gone. Once the bus has
+        // noticed, restart() reaps it and starts a new one.
+        wait_name_released(&bus);
+        daemon.restart();
     }
 
     eprintln!(
         "durability: {rounds} rounds, {kills} SIGKILLs, {attempted} step-ups attempted, \
-         {} acknowledged, {unavailable} unavailable, {refused} refused; \
-         {rounds_in_flight} rounds killed with attempts in flight, \
+         {} acknowledged, {unavailable} unavailable (killed in flight), \
+         {refused} refused as already used by a killed attempt; \
+         {rounds_in_flight} kills caught attempts in flight, \
          {rounds_ack_and_in_flight} of them right after acknowledgements",
         acknowledged.len()
     );
     assert!(
-        rounds_in_flight >= 1,
-        "no SIGKILL caught an attempt in flight: the test exercised nothing"
+        rounds_ack_and_in_flight >= 1,
+        "no SIGKILL came between acknowledgements and attempts still in flight"
     );
     assert!(
         acknowledged.len() >= MIN_ACKNOWLEDGED,
@@ -222,8 +247,10 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
         for (user, ack) in &acknowledged {
             let history = store.history(user, 1000).unwrap();
             assert!(
-                history.iter().any(|h| h.outcome == "success" && h.method == "totp"),
-                "{user} was acknowledged in round {} but has no success on record: {history:?}",
+                history
+                    .iter()
+                    .any(|h| h.outcome == "success" && h.method == "totp"),
+                "{user}, acknowledged in round {}, has no success on record: {history:?}",
                 ack.round
             );
             let creds = store.totp_credentials(user).unwrap();
@@ -231,8 +258,7 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
             assert_eq!(
                 creds[0].last_step,
                 Some(ack.step),
-                "{user}: acknowledged code (step {}, round {}) is not the last used step",
-                ack.step,
+                "{user}: the step of the code acknowledged in round {} is not the last used one",
                 ack.round
             );
         }
@@ -250,7 +276,7 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
         );
         assert!(
             refused_by_daemon(&run),
-            "{user}: replay not refused by the daemon (code {}): {}",
+            "{user}: replay not refused as used or wrong ({}): {}",
             run.code,
             run.stdout
         );
@@ -262,8 +288,123 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
     }
     eprintln!(
         "durability: {} replays refused ({replay_already_used} \"already used\", \
-         {replay_wrong} \"Wrong code\"); wall time {:?}",
+         {replay_wrong} \"Wrong code\" as their step left the window); wall time {:?}",
         acknowledged.len(),
         started.elapsed()
     );
+}
+
+// ---------------------------------------------------------------- corruption
+
+#[derive(Debug, Clone, Copy)]
+enum Corruption {
+    /// 4 KiB of 0xFF over the second page (the middle of the file).
+    OverwriteMiddle,
+    /// Only the first 100 bytes (the header) are left.
+    Truncate,
+}
+
+fn corrupt(db: &Path, how: Corruption) {
+    let file = fs::OpenOptions::new().write(true).open(db).unwrap();
+    match how {
+        Corruption::OverwriteMiddle => file.write_all_at(&[0xFF; 4096], 4096).unwrap(),
+        Corruption::Truncate => file.set_len(100).unwrap(),
+    }
+    file.sync_all().unwrap();
+}
+
+/// stepupd on `state_dir`, as its unit would start it: its exit status and
+/// stderr, or None (and it is killed) if it still runs after `limit`.
+fn run_stepupd(
+    daemon: &Daemon,
+    limit: Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    let mut child = Command::new(artifact("stepupd"))
+        .arg("--config-dir")
+        .arg(daemon.config_dir.path())
+        .arg("--state-dir")
+        .arg(daemon.state_dir.path())
+        .arg("--bus-address")
+        .arg(&daemon.bus_address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() >= limit {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    status.map(|s| (s, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+#[test]
+fn corrupt_store_refuses_to_start_with_a_clear_message() {
+    let bus = Bus::start(BusPolicy::Shipped);
+    let pam = PamService::new(&format!("bus={} timeout=3", bus.address));
+    for how in [Corruption::Truncate, Corruption::OverwriteMiddle] {
+        let mut daemon = Daemon::start(&bus, POLICY);
+        // Some content: credentials and history over several pages.
+        let secret = random_secret();
+        for i in 0..40 {
+            daemon.enroll_totp(&format!("corrupt{i:02}"), &secret);
+        }
+        let run = drive(&pam, "corrupt00", &["-a", &oathtool_now(&secret)], &[]);
+        assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+        daemon.stop();
+        wait_name_released(&bus);
+
+        let db = daemon.state_dir.path().join("stepup.db");
+        let wal = daemon.state_dir.path().join("stepup.db-wal");
+        let wal_len = fs::metadata(&wal).map(|m| m.len()).ok();
+        let clean_len = fs::metadata(&db).unwrap().len();
+        corrupt(&db, how);
+        let corrupted = fs::read(&db).unwrap();
+
+        let outcome = run_stepupd(&daemon, Duration::from_secs(5));
+        let after = fs::read(&db).unwrap_or_default();
+        let context = format!(
+            "{how:?} ({clean_len}-byte database, WAL {wal_len:?} after a clean stop): \
+             stepupd {outcome:?}; database now {} bytes, {}",
+            after.len(),
+            if after == corrupted {
+                "unchanged"
+            } else {
+                "REWRITTEN"
+            }
+        );
+        eprintln!("{context}");
+        let (status, stderr) = outcome.unwrap_or_else(|| {
+            panic!(
+                "{context}\nstepupd still runs 5 s after starting on a corrupt database \
+                 (owns its bus name: {})",
+                bus.has_owner(stepup_common::BUS_NAME)
+            )
+        });
+        assert!(!status.success(), "{context}");
+        assert!(
+            stderr.contains("state") || stderr.contains("stepup.db"),
+            "{context}\nthe message does not name the state database"
+        );
+        assert!(
+            after == corrupted,
+            "{context}\nthe corrupt database was replaced"
+        );
+        assert!(
+            Store::open(daemon.state_dir.path()).is_err(),
+            "{context}\nthe store opens again: it was repaired or recreated"
+        );
+        wait_name_released(&bus);
+    }
 }

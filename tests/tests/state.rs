@@ -145,3 +145,33 @@ fn recovery_codes_are_offered_only_where_policy_lists_them() {
     assert!(run.stdout.contains("(or a recovery code)"), "{}", run.stdout);
     assert_eq!(drive(&pam2, "eve", &["-a", &oathtool_now(&secret)], &[]).code, PAM_SUCCESS);
 }
+
+#[test]
+fn pinned_totp_parameters_override_every_credential() {
+    // A credential enrolled under SHA1/6 digits, then the admin pins SHA256/8.
+    let (_bus, daemon, pam) = start("[defaults]\naction = \"step_up\"\n");
+    let secret = random_secret();
+    daemon.enroll_totp("fay", &secret);
+    let sha256_8 = |at: u64| {
+        let out = std::process::Command::new("oathtool")
+            .args(["--totp=sha256", "-d", "8", "-b", "-N", &format!("@{at}"), &secret])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let main = daemon.config_dir.path().join("stepup.toml");
+    std::fs::write(
+        &main,
+        "[totp]\ndigits = 8\nalgorithm = \"SHA256\"\n[defaults]\naction = \"step_up\"\n",
+    )
+    .unwrap();
+    assert!(daemon.ctl(&["reload"]).status.success());
+    let six = drive(&pam, "fay", &["-a", &oathtool_now(&secret)], &[]);
+    assert_ne!(six.code, PAM_SUCCESS, "the credential's own SHA1/6 no longer applies");
+    let eight = drive(&pam, "fay", &["-a", &sha256_8(now())], &[]);
+    assert_eq!(eight.code, PAM_SUCCESS, "{}", eight.stdout);
+    // New enrollments carry the pinned parameters in their URI.
+    let out = daemon.ctl(&["enroll", "totp", "gus", "--no-qr"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("algorithm=SHA256&digits=8&period=30"), "{text}");
+}
