@@ -194,6 +194,15 @@ pub trait Daemon1 {
     /// Admin: a new set of one-time recovery codes (shown once; the old set stops working).
     fn recovery_codes(&self, user: &str) -> Result<Vec<String>, DaemonError>;
 
+    /// Admin: import another module's credential file; returns a report.
+    fn import(
+        &self,
+        format: &str,
+        user: &str,
+        text: &str,
+        origin: &str,
+    ) -> Result<String, DaemonError>;
+
     /// Admin: daemon facts as key/value pairs.
     fn status(&self) -> Result<HashMap<String, String>, DaemonError>;
 }

@@ -624,7 +624,9 @@ impl Config {
         if self.totp.digits.is_some_and(|d| d != 6 && d != 8)
             || self.totp.period.is_some_and(|p| p == 0 || p > 300)
         {
-            return Err(whole_file("[totp] digits must be 6 or 8 and period 1..300 seconds".into()));
+            return Err(whole_file(
+                "[totp] digits must be 6 or 8 and period 1..300 seconds".into(),
+            ));
         }
         if self.recovery.count == 0 || self.recovery.count > 100 {
             return Err(whole_file("[recovery] count must be 1..100".into()));

@@ -58,6 +58,7 @@ pub(crate) fn check_user(user: &str) -> Result<(), &'static str> {
 }
 
 /// Prints `<redacted>` in `Debug` output.
+#[derive(Clone, Copy)]
 pub(crate) struct Redacted;
 
 impl fmt::Debug for Redacted {

@@ -48,7 +48,10 @@ pub const RECOVERY_PROMPT: &str = "Recovery code: ";
 
 /// The prompt for the methods on offer.
 fn prompt_for(methods: &[Method]) -> &'static str {
-    match (methods.contains(&Method::Totp), methods.contains(&Method::Recovery)) {
+    match (
+        methods.contains(&Method::Totp),
+        methods.contains(&Method::Recovery),
+    ) {
         (true, true) => CODE_OR_RECOVERY_PROMPT,
         (false, true) => RECOVERY_PROMPT,
         _ => CODE_PROMPT,
@@ -205,7 +208,10 @@ impl Engine {
         for method in &rule.methods {
             let enrolled = match method {
                 Method::Totp => !store.totp_credentials(subject).map_err(failed)?.is_empty(),
-                Method::Recovery => !store.unused_recovery_codes(subject).map_err(failed)?.is_empty(),
+                Method::Recovery => !store
+                    .unused_recovery_codes(subject)
+                    .map_err(failed)?
+                    .is_empty(),
             };
             if enrolled {
                 offered.push(*method);
@@ -285,7 +291,10 @@ impl Engine {
             Action::StepUp => {
                 if let Some(message) = self.locked_message(&subject, unix_now())? {
                     self.record(&who, "totp", "locked")?;
-                    audit::event("factor_failed", &[("subject", &subject), ("reason", "locked")]);
+                    audit::event(
+                        "factor_failed",
+                        &[("subject", &subject), ("reason", "locked")],
+                    );
                     return Ok(Step::done(StepKind::Deny, message));
                 }
                 let methods = self.offered_methods(rule, &subject)?;
@@ -462,12 +471,19 @@ impl Engine {
         self.record(&who, method, outcome)?;
         audit::event(
             "factor_failed",
-            &[("subject", &subject), ("method", method), ("reason", outcome)],
+            &[
+                ("subject", &subject),
+                ("method", method),
+                ("reason", outcome),
+            ],
         );
         if let Some(lock_message) = self.count_failure(&config, &subject)? {
             // The lock ends this attempt too.
             let _ = lock(&self.sessions).remove(id, owner);
-            return Ok(Step::done(StepKind::Deny, format!("{message} {lock_message}")));
+            return Ok(Step::done(
+                StepKind::Deny,
+                format!("{message} {lock_message}"),
+            ));
         }
         if exhausted {
             self.record(&who, method, "too_many_tries")?;
@@ -508,7 +524,8 @@ impl Engine {
                 .iter()
                 .any(|c| effective_digits(config, c) as usize == trimmed.len());
         if looks_like_totp || !methods.contains(&Method::Recovery) {
-            let (outcome, message) = check_code(&mut store, config, &totp_creds, trimmed).map_err(failed)?;
+            let (outcome, message) =
+                check_code(&mut store, config, &totp_creds, trimmed).map_err(failed)?;
             return Ok((outcome, message, "totp"));
         }
         let now = unix_now();
@@ -529,10 +546,18 @@ impl Engine {
     fn locked_message(&self, subject: &str, now: u64) -> Result<Option<String>, DaemonError> {
         let row = lock(&self.store).lockout(subject).map_err(failed)?;
         Ok(match row {
-            Some(LockoutRow { locked_at: Some(_), locked_until: None, .. }) => Some(format!(
+            Some(LockoutRow {
+                locked_at: Some(_),
+                locked_until: None,
+                ..
+            }) => Some(format!(
                 "{subject} is locked after too many failed step-ups. Ask an administrator to run: stepupctl unlock {subject}"
             )),
-            Some(LockoutRow { locked_at: Some(_), locked_until: Some(until), .. }) if now < until => {
+            Some(LockoutRow {
+                locked_at: Some(_),
+                locked_until: Some(until),
+                ..
+            }) if now < until => {
                 let minutes = (until - now).div_ceil(60);
                 Some(format!(
                     "{subject} is locked after too many failed step-ups for {minutes} more minute(s), or until an administrator runs: stepupctl unlock {subject}"
@@ -560,11 +585,14 @@ impl Engine {
                 since = since.max(until);
             }
         }
-        let failures = store.failures_since_after(subject, since, after_row).map_err(failed)?;
+        let failures = store
+            .failures_since_after(subject, since, after_row)
+            .map_err(failed)?;
         if failures < u64::from(settings.deny) {
             return Ok(None);
         }
-        let until = (!settings.unlock_time.0.is_zero()).then(|| now + settings.unlock_time.0.as_secs());
+        let until =
+            (!settings.unlock_time.0.is_zero()).then(|| now + settings.unlock_time.0.as_secs());
         store.lock(subject, now, until).map_err(failed)?;
         drop(store);
         audit::event(
@@ -572,10 +600,80 @@ impl Engine {
             &[
                 ("subject", subject),
                 ("failures", &failures.to_string()),
-                ("until", &until.map_or("unlock".to_owned(), |u| u.to_string())),
+                (
+                    "until",
+                    &until.map_or("unlock".to_owned(), |u| u.to_string()),
+                ),
             ],
         );
         self.locked_message(subject, now)
+    }
+
+    /// Import another module's credential file (all or nothing); the report.
+    pub fn import(
+        &self,
+        format: &str,
+        user: &str,
+        text: &str,
+        origin: &str,
+    ) -> Result<String, DaemonError> {
+        const MAX_FILE: usize = 1 << 20;
+        if text.len() > MAX_FILE {
+            return Err(DaemonError::InvalidArgument(format!(
+                "the file is over {MAX_FILE} bytes"
+            )));
+        }
+        let config = self.config();
+        let now = unix_now();
+        let origin = if origin.is_empty() {
+            // pam_u2f's own default origin.
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("pam://{}", host.trim())
+        } else {
+            origin.to_owned()
+        };
+        let plan = match format {
+            "google-authenticator" => {
+                validate_user_name(user)?;
+                crate::import::google_authenticator(&config, user, text, now)
+            }
+            "pam-u2f" => crate::import::pam_u2f(text, &origin, now),
+            "users-oath" => crate::import::users_oath(&config, text, now),
+            other => {
+                return Err(DaemonError::InvalidArgument(format!(
+                    "unknown format {other:?} (expected one of {})",
+                    crate::import::FORMATS.join(", ")
+                )));
+            }
+        }
+        .map_err(|e| {
+            DaemonError::InvalidArgument(format!("{format}: {e}; nothing was imported"))
+        })?;
+        let users: std::collections::BTreeSet<&str> = plan
+            .batch
+            .totp
+            .iter()
+            .map(|c| c.user.as_str())
+            .chain(plan.batch.fido2.iter().map(|c| c.user.as_str()))
+            .collect();
+        for user in &users {
+            validate_user_name(user).map_err(|e| {
+                DaemonError::InvalidArgument(format!("{format}: {e:?}; nothing was imported"))
+            })?;
+        }
+        lock(&self.store).import(&plan.batch).map_err(failed)?;
+        let users: Vec<&str> = users.into_iter().collect();
+        audit::event(
+            "imported",
+            &[
+                ("format", format),
+                ("users", &users.join(",")),
+                ("totp", &plan.batch.totp.len().to_string()),
+                ("keys", &plan.batch.fido2.len().to_string()),
+                ("recovery_codes", &plan.batch.recovery.len().to_string()),
+            ],
+        );
+        Ok(plan.report)
     }
 
     /// Drop history older than `[history] retention`.
@@ -595,7 +693,13 @@ impl Engine {
         let now = unix_now();
         let was_locked = self.locked_message(user, now)?.is_some();
         lock(&self.store).unlock(user).map_err(failed)?;
-        audit::event("unlocked", &[("user", user), ("was_locked", if was_locked { "true" } else { "false" })]);
+        audit::event(
+            "unlocked",
+            &[
+                ("user", user),
+                ("was_locked", if was_locked { "true" } else { "false" }),
+            ],
+        );
         Ok(was_locked)
     }
 
@@ -612,7 +716,10 @@ impl Engine {
         lock(&self.store)
             .replace_recovery_codes(user, &hashes, unix_now())
             .map_err(failed)?;
-        audit::event("recovery_codes_issued", &[("user", user), ("count", &count.to_string())]);
+        audit::event(
+            "recovery_codes_issued",
+            &[("user", user), ("count", &count.to_string())],
+        );
         Ok(codes)
     }
 

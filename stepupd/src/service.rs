@@ -144,7 +144,11 @@ impl Daemon1 {
     }
 
     /// Lift a lockout and forget earlier failures; true if the user was locked.
-    async fn unlock(&self, #[zbus(header)] header: Header<'_>, user: String) -> Result<bool, DaemonError> {
+    async fn unlock(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+    ) -> Result<bool, DaemonError> {
         require_root(&self.dbus, &header).await?;
         self.engine.unlock(&user)
     }
@@ -158,6 +162,21 @@ impl Daemon1 {
         require_root(&self.dbus, &header).await?;
         let codes = self.engine.new_recovery_codes(&user)?;
         Ok(codes.iter().map(|c| c.as_str().to_owned()).collect())
+    }
+
+    /// Import another module's credential file (`google-authenticator` for
+    /// `user`, `pam-u2f` with `origin`, `users-oath`): all or nothing; a report.
+    async fn import(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        format: String,
+        user: String,
+        text: String,
+        origin: String,
+    ) -> Result<String, DaemonError> {
+        let text = Zeroizing::new(text);
+        require_root(&self.dbus, &header).await?;
+        self.engine.import(&format, &user, &text, &origin)
     }
 
     /// Re-read the configuration; on error the old policy stays in force.

@@ -421,7 +421,12 @@ impl Store {
 
     /// Like [`failures_since`](Self::failures_since), counting only history
     /// rows after row `after_row` (an unlock's watermark).
-    pub fn failures_since_after(&self, user: &str, since: u64, after_row: i64) -> Result<u64, StoreError> {
+    pub fn failures_since_after(
+        &self,
+        user: &str,
+        since: u64,
+        after_row: i64,
+    ) -> Result<u64, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
@@ -457,7 +462,9 @@ impl Store {
     pub fn lockout(&self, user: &str) -> Result<Option<LockoutRow>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT locked_at, locked_until, reset_at FROM lockout WHERE user = ?1")?
+            .prepare_cached(
+                "SELECT locked_at, locked_until, reset_at FROM lockout WHERE user = ?1",
+            )?
             .query_row(params![user], |r| {
                 Ok(LockoutRow {
                     locked_at: r.get(0)?,
@@ -490,7 +497,12 @@ impl Store {
     }
 
     /// Replace a user's recovery codes with these hashes, atomically.
-    pub fn replace_recovery_codes(&mut self, user: &str, hashes: &[String], now: u64) -> Result<(), StoreError> {
+    pub fn replace_recovery_codes(
+        &mut self,
+        user: &str,
+        hashes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM recovery_codes WHERE user = ?1", params![user])?;
         for hash in hashes {
@@ -505,9 +517,9 @@ impl Store {
 
     /// (row id, PHC hash) of a user's unused recovery codes.
     pub fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, hash FROM recovery_codes WHERE user = ?1 AND used_at IS NULL ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, hash FROM recovery_codes WHERE user = ?1 AND used_at IS NULL ORDER BY id",
+        )?;
         let rows = stmt.query_map(params![user], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

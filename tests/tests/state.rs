@@ -31,7 +31,10 @@ fn lockout_engages_across_attempts_survives_restart_and_unlock_lifts_it() {
     let wrong = wrong_code(&secret);
 
     // Two wrong codes in one attempt (max_tries), then a third in the next: locked.
-    assert_eq!(drive(&pam, "amy", &["-a", &wrong, "-a", &wrong], &[]).code, PAM_MAXTRIES);
+    assert_eq!(
+        drive(&pam, "amy", &["-a", &wrong, "-a", &wrong], &[]).code,
+        PAM_MAXTRIES
+    );
     let third = drive(&pam, "amy", &["-a", &wrong], &[]);
     assert_eq!(third.code, PAM_AUTH_ERR, "{}", third.stdout);
     assert!(third.stdout.contains("locked"), "{}", third.stdout);
@@ -41,7 +44,11 @@ fn lockout_engages_across_attempts_survives_restart_and_unlock_lifts_it() {
     let locked = drive(&pam, "amy", &["-a", &oathtool_now(&secret)], &[]);
     assert_eq!(locked.code, PAM_AUTH_ERR);
     assert_eq!(locked.prompts(), 0, "{}", locked.stdout);
-    assert!(locked.stdout.contains("stepupctl unlock amy"), "{}", locked.stdout);
+    assert!(
+        locked.stdout.contains("stepupctl unlock amy"),
+        "{}",
+        locked.stdout
+    );
 
     // Other users are not affected.
     let other = drive(&pam, "ben", &["-a", &oathtool_now(&secret)], &[]);
@@ -49,13 +56,19 @@ fn lockout_engages_across_attempts_survives_restart_and_unlock_lifts_it() {
 
     // The lock survives a restart.
     daemon.restart();
-    assert_eq!(drive(&pam, "amy", &["-a", &oathtool_now(&secret)], &[]).prompts(), 0);
+    assert_eq!(
+        drive(&pam, "amy", &["-a", &oathtool_now(&secret)], &[]).prompts(),
+        0
+    );
 
     let out = daemon.ctl(&["unlock", "amy"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Unlocked amy"));
     // Unlocked, and earlier failures no longer count: one more wrong code does not re-lock.
-    assert_eq!(drive(&pam, "amy", &["-a", &wrong, "-a", &wrong], &[]).code, PAM_MAXTRIES);
+    assert_eq!(
+        drive(&pam, "amy", &["-a", &wrong, "-a", &wrong], &[]).code,
+        PAM_MAXTRIES
+    );
     let run = drive(&pam, "amy", &["-a", &oathtool_at(&secret, now() + 30)], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
 }
@@ -69,19 +82,29 @@ fn timed_lockout_expires_on_its_own() {
     daemon.enroll_totp("cal", &secret);
     let first = drive(&pam, "cal", &["-a", &wrong_code(&secret)], &[]);
     assert!(first.stdout.contains("1 more minute"), "{}", first.stdout);
-    assert_eq!(drive(&pam, "cal", &["-a", &oathtool_now(&secret)], &[]).prompts(), 0);
+    assert_eq!(
+        drive(&pam, "cal", &["-a", &oathtool_now(&secret)], &[]).prompts(),
+        0
+    );
     std::thread::sleep(std::time::Duration::from_secs(3));
     let after = drive(&pam, "cal", &["-a", &oathtool_now(&secret)], &[]);
     assert_eq!(after.code, PAM_SUCCESS, "{}", after.stdout);
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn recovery_codes(daemon: &Daemon, user: &str) -> Vec<String> {
     let out = daemon.ctl(&["recovery-codes", user]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::trim)
@@ -107,7 +130,11 @@ fn recovery_codes_work_once_and_regenerating_invalidates_the_old_set() {
     // dan has no TOTP: the prompt asks for a recovery code, which works once.
     let run = drive(&pam, "dan", &["-a", &codes[0]], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
-    assert!(run.stdout.contains("prompt: Recovery code:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("prompt: Recovery code:"),
+        "{}",
+        run.stdout
+    );
     let again = drive(&pam, "dan", &["-a", &codes[0], "-a", &codes[0]], &[]);
     assert_ne!(again.code, PAM_SUCCESS, "{}", again.stdout);
     // Case and dashes do not matter.
@@ -119,7 +146,10 @@ fn recovery_codes_work_once_and_regenerating_invalidates_the_old_set() {
     assert_ne!(drop_dashes(&fresh[0]), drop_dashes(&codes[2]));
     let old = drive(&pam, "dan", &["-a", &codes[2], "-a", &codes[3]], &[]);
     assert_ne!(old.code, PAM_SUCCESS, "{}", old.stdout);
-    assert_eq!(drive(&pam, "dan", &["-a", &fresh[0]], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&pam, "dan", &["-a", &fresh[0]], &[]).code,
+        PAM_SUCCESS
+    );
     assert!(daemon.log().contains("method=recovery"));
 }
 
@@ -133,17 +163,34 @@ fn recovery_codes_are_offered_only_where_policy_lists_them() {
     let secret = random_secret();
     daemon.enroll_totp("eve", &secret);
     let codes = recovery_codes(&daemon, "eve");
-    let run = drive(&pam, "eve", &["-a", &codes[0], "-a", &codes[0], "-a", &codes[0]], &[]);
+    let run = drive(
+        &pam,
+        "eve",
+        &["-a", &codes[0], "-a", &codes[0], "-a", &codes[0]],
+        &[],
+    );
     assert_eq!(run.code, PAM_MAXTRIES, "{}", run.stdout);
-    assert!(run.stdout.contains("prompt: Verification code: "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("prompt: Verification code: "),
+        "{}",
+        run.stdout
+    );
     // With both offered, either works at the same prompt.
-    let (_bus2, daemon2, pam2) = start("[defaults]\naction = \"step_up\"\nmethods = [\"totp\", \"recovery\"]\n");
+    let (_bus2, daemon2, pam2) =
+        start("[defaults]\naction = \"step_up\"\nmethods = [\"totp\", \"recovery\"]\n");
     daemon2.enroll_totp("eve", &secret);
     let codes = recovery_codes(&daemon2, "eve");
     let run = drive(&pam2, "eve", &["-a", &codes[4]], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
-    assert!(run.stdout.contains("(or a recovery code)"), "{}", run.stdout);
-    assert_eq!(drive(&pam2, "eve", &["-a", &oathtool_now(&secret)], &[]).code, PAM_SUCCESS);
+    assert!(
+        run.stdout.contains("(or a recovery code)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        drive(&pam2, "eve", &["-a", &oathtool_now(&secret)], &[]).code,
+        PAM_SUCCESS
+    );
 }
 
 #[test]
@@ -154,7 +201,15 @@ fn pinned_totp_parameters_override_every_credential() {
     daemon.enroll_totp("fay", &secret);
     let sha256_8 = |at: u64| {
         let out = std::process::Command::new("oathtool")
-            .args(["--totp=sha256", "-d", "8", "-b", "-N", &format!("@{at}"), &secret])
+            .args([
+                "--totp=sha256",
+                "-d",
+                "8",
+                "-b",
+                "-N",
+                &format!("@{at}"),
+                &secret,
+            ])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
@@ -167,11 +222,17 @@ fn pinned_totp_parameters_override_every_credential() {
     .unwrap();
     assert!(daemon.ctl(&["reload"]).status.success());
     let six = drive(&pam, "fay", &["-a", &oathtool_now(&secret)], &[]);
-    assert_ne!(six.code, PAM_SUCCESS, "the credential's own SHA1/6 no longer applies");
+    assert_ne!(
+        six.code, PAM_SUCCESS,
+        "the credential's own SHA1/6 no longer applies"
+    );
     let eight = drive(&pam, "fay", &["-a", &sha256_8(now())], &[]);
     assert_eq!(eight.code, PAM_SUCCESS, "{}", eight.stdout);
     // New enrollments carry the pinned parameters in their URI.
     let out = daemon.ctl(&["enroll", "totp", "gus", "--no-qr"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("algorithm=SHA256&digits=8&period=30"), "{text}");
+    assert!(
+        text.contains("algorithm=SHA256&digits=8&period=30"),
+        "{text}"
+    );
 }

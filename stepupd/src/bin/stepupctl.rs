@@ -47,6 +47,11 @@ enum Command {
     Unlock { user: String },
     /// Print a new set of one-time recovery codes (the old set stops working)
     RecoveryCodes { user: String },
+    /// Bring factors over from another module (all or nothing)
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Show how the running daemon's policy would decide an attempt (changes nothing)
     Explain {
         #[arg(long)]
@@ -84,6 +89,21 @@ enum Command {
         #[arg(long = "service")]
         services: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// A user's ~/.google_authenticator (TOTP; scratch codes become recovery codes)
+    GoogleAuthenticator { user: String, file: PathBuf },
+    /// A pam_u2f authfile (all users in it); the origin becomes the keys' rpId
+    PamU2f {
+        file: PathBuf,
+        /// pam_u2f's origin (default pam://HOSTNAME, as pam_u2f)
+        #[arg(long, default_value = "")]
+        origin: String,
+    },
+    /// A pam_oath usersfile (TOTP lines)
+    UsersOath { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -219,10 +239,34 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{user} was not locked; earlier failures are forgotten.");
                 }
             }
+            Command::Import { source } => {
+                let (format, user, file, origin) = match source {
+                    ImportSource::GoogleAuthenticator { user, file } => {
+                        ("google-authenticator", user, file, String::new())
+                    }
+                    ImportSource::PamU2f { file, origin } => {
+                        ("pam-u2f", String::new(), file, origin)
+                    }
+                    ImportSource::UsersOath { file } => {
+                        ("users-oath", String::new(), file, String::new())
+                    }
+                };
+                let text = Zeroizing::new(
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?,
+                );
+                print!("{}", daemon.import(format, &user, &text, &origin).await?);
+            }
             Command::RecoveryCodes { user } => {
-                let codes: Vec<Zeroizing<String>> =
-                    daemon.recovery_codes(&user).await?.into_iter().map(Zeroizing::new).collect();
-                println!("Recovery codes for {user} (each works once; any earlier set no longer works):");
+                let codes: Vec<Zeroizing<String>> = daemon
+                    .recovery_codes(&user)
+                    .await?
+                    .into_iter()
+                    .map(Zeroizing::new)
+                    .collect();
+                println!(
+                    "Recovery codes for {user} (each works once; any earlier set no longer works):"
+                );
                 for code in &codes {
                     println!("  {}", code.as_str());
                 }

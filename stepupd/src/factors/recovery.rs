@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(a.as_bytes()[5], b'-');
         let stored = hash(&a).unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(!stored.contains(&a[..5]), "the code must not be in its hash");
+        assert!(
+            !stored.contains(&a[..5]),
+            "the code must not be in its hash"
+        );
         assert!(verify(&a, &stored));
         assert!(verify(&a.to_uppercase().replace('-', " "), &stored));
         assert!(!verify(&b, &stored));
