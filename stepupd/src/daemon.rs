@@ -107,7 +107,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             tick.tick().await;
             expiry_engine.expire();
             // History is bounded: prune at start and then hourly.
-            if ticks % 3600 == 0 {
+            if ticks.is_multiple_of(3600) {
                 expiry_engine.prune_history();
             }
             ticks += 1;

@@ -31,6 +31,10 @@ pub enum StoreError {
         "state database schema version {found} is newer than this stepupd understands ({SCHEMA_VERSION}); refusing to touch it"
     )]
     TooNew { found: i64 },
+    #[error(
+        "state database {path} is damaged ({detail}); refusing to start rather than forget used codes and lockouts. Restore it from a backup, or move it aside to start empty (every user's factors must then be enrolled again): see docs/state.md"
+    )]
+    Corrupt { path: PathBuf, detail: String },
 }
 
 /// A TOTP credential as stored. The secret is zeroized when dropped.
@@ -136,7 +140,11 @@ impl Store {
         check_private(dir, true)?;
         let path = dir.join(DB_FILE);
         // Files are created 0600 whatever the caller's umask.
-        let conn = Connection::open(&path)?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.clone(),
+            detail,
+        };
+        let conn = Connection::open(&path).map_err(|e| corrupt(e.to_string()))?;
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
             if file.exists() {
@@ -147,6 +155,14 @@ impl Store {
                     },
                 )?;
             }
+        }
+        // Check the whole file before trusting any of it: a damaged store must
+        // never be silently reset (that would re-open replays and lockouts).
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check != "ok" {
+            return Err(corrupt(check));
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -757,6 +773,31 @@ mod tests {
             Some(500)
         );
         assert_eq!(store.source_last_seen("bob", "10.0.0.1").unwrap(), None);
+    }
+
+    #[test]
+    fn damaged_store_is_refused_not_reset() {
+        let dir = private_dir();
+        {
+            let mut store = Store::open(dir.path()).expect("open");
+            for i in 0..200 {
+                store.add_totp(&cred(&format!("c{i}"), "alice")).expect("add");
+            }
+        }
+        let path = dir.path().join(DB_FILE);
+        let mut bytes = fs::read(&path).expect("read");
+        let len = bytes.len();
+        assert!(len > 8192, "{len}");
+        bytes[4096..8192].fill(0xff);
+        fs::write(&path, &bytes).expect("write");
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("docs/state.md"), "{err}");
+        // Not replaced by an empty store.
+        assert_eq!(fs::read(&path).expect("read").len(), len);
+
+        fs::write(&path, &bytes[..100]).expect("truncate");
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]
