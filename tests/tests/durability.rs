@@ -454,13 +454,10 @@ fn corrupt_store_refuses_to_start_with_a_clear_message() {
     corrupt_store_is_refused(Corruption::Truncate);
 }
 
-/// The same with damage SQLite only sees when it reads that page.
+/// The same with damage SQLite only sees when it reads that page (here
+/// page 2, the credentials table): opening must check, not just read the
+/// header and schema.
 #[test]
-#[ignore = "stepupd starts and owns its bus name on a store whose page 2 (the credentials \
-            table) is garbage: opening reads only the header and schema. It then fails closed \
-            per request (step-ups PAM_AUTH_ERR with event=store_error, enroll/list \
-            'database disk image is malformed'), but never refuses to start; needs an \
-            integrity check (PRAGMA quick_check) when the store is opened"]
 fn corrupt_page_in_the_middle_of_the_store_refuses_to_start() {
     corrupt_store_is_refused(Corruption::OverwriteMiddle);
 }

@@ -10,6 +10,9 @@ use stepup_tests::*;
 
 /// alice is allowed without a factor; everyone else steps up with TOTP.
 const POLICY: &str = r#"
+[lockout]
+deny = 0
+
 [defaults]
 action = "step_up"
 methods = ["totp"]
