@@ -433,7 +433,7 @@ impl Engine {
             (session.who.clone(), session.methods.clone())
         };
         let subject = who.subject.clone();
-        let (outcome, message, method) = self.check_answer(&config, &subject, &methods, &answer)?;
+        let (outcome, message, method) = self.check_answer(&config, &who, &methods, &answer)?;
         drop(answer);
 
         let mut sessions = lock(&self.sessions);
@@ -442,8 +442,8 @@ impl Engine {
                 .remove(id, owner)
                 .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
             drop(sessions);
-            // On disk before `allow` leaves the daemon.
-            self.record(&who, method, "success")?;
+            // The used code and the success row went to disk together, before
+            // `allow` leaves the daemon (check_answer).
             self.let_in(&who)?;
             audit::event(
                 "factor_succeeded",
@@ -507,10 +507,20 @@ impl Engine {
     fn check_answer(
         &self,
         config: &Config,
-        subject: &str,
+        who: &Who,
         methods: &[Method],
         answer: &str,
     ) -> Result<(&'static str, &'static str, &'static str), DaemonError> {
+        let subject = who.subject.as_str();
+        let success = |method: &str| HistoryEntry {
+            time: unix_now(),
+            user: who.subject.clone(),
+            service: who.service.clone(),
+            tty: who.tty.clone(),
+            rhost: who.rhost.clone(),
+            method: method.to_owned(),
+            outcome: "success".to_owned(),
+        };
         let mut store = lock(&self.store);
         let totp_creds = if methods.contains(&Method::Totp) {
             store.totp_credentials(subject).map_err(failed)?
@@ -525,14 +535,17 @@ impl Engine {
                 .any(|c| effective_digits(config, c) as usize == trimmed.len());
         if looks_like_totp || !methods.contains(&Method::Recovery) {
             let (outcome, message) =
-                check_code(&mut store, config, &totp_creds, trimmed).map_err(failed)?;
+                check_code(&mut store, config, &totp_creds, trimmed, &success("totp"))
+                    .map_err(failed)?;
             return Ok((outcome, message, "totp"));
         }
-        let now = unix_now();
         for (row, stored) in store.unused_recovery_codes(subject).map_err(failed)? {
             if recovery::verify(answer, &stored) {
                 // Compare-and-set: a code two attempts race for is used once.
-                if store.use_recovery_code(row, now).map_err(failed)? {
+                if store
+                    .accept_recovery_code(row, &success("recovery"))
+                    .map_err(failed)?
+                {
                     audit::event("recovery_code_used", &[("subject", subject)]);
                     return Ok(("success", "", "recovery"));
                 }
@@ -674,6 +687,13 @@ impl Engine {
             ],
         );
         Ok(plan.report)
+    }
+
+    /// On a clean stop: fold the write-ahead log into the database file.
+    pub fn shutdown(&self) {
+        if let Err(e) = lock(&self.store).checkpoint() {
+            audit::event("store_error", &[("error", &e.to_string())]);
+        }
     }
 
     /// Drop history older than `[history] retention`.
@@ -830,6 +850,7 @@ fn check_code(
     config: &Config,
     creds: &[TotpCredential],
     code: &str,
+    success: &HistoryEntry,
 ) -> Result<(&'static str, &'static str), StoreError> {
     let now = unix_now();
     let mut replayed = false;
@@ -852,7 +873,7 @@ fn check_code(
         match totp::verify(cred, code, now, config.totp.window) {
             Ok(TotpVerdict::Accepted { step }) => {
                 // Compare-and-set: of two racing attempts with one code, one wins.
-                if store.advance_totp_step(&cred.id, step)? {
+                if store.accept_totp(&cred.id, step, success)? {
                     return Ok(("success", ""));
                 }
                 replayed = true;

@@ -127,6 +127,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     watcher.abort();
     expiry.abort();
     let _ = connection.release_name(BUS_NAME).await;
+    engine.shutdown();
     audit::event("daemon_stopped", &[]);
     Ok(())
 }

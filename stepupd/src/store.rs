@@ -308,15 +308,54 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Record that a code for `step` was accepted, only if `step` is newer
-    /// than the last accepted one. Returns false when it was not (a replay
-    /// raced us). Durable when it returns.
-    pub fn advance_totp_step(&mut self, id: &str, step: u64) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
+    /// Accept a TOTP code: advance the credential's last step (only forward)
+    /// and record the success, in one transaction. False (and nothing
+    /// written) when the step was already used. Durable when it returns.
+    pub fn accept_totp(
+        &mut self,
+        id: &str,
+        step: u64,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
             "UPDATE credentials SET last_step = ?2 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
             params![id, step],
         )?;
-        Ok(changed == 1)
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_history(&tx, success)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Accept a recovery code: mark it used and record the success, in one
+    /// transaction. False when it was already used.
+    pub fn accept_recovery_code(
+        &mut self,
+        row: i64,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE recovery_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![row, success.time],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_history(&tx, success)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Fold the write-ahead log into the main file (on a clean stop), so a
+    /// copy of `stepup.db` alone is complete.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     pub fn list(&self, user: &str) -> Result<Vec<CredentialSummary>, StoreError> {
@@ -366,20 +405,7 @@ impl Store {
     }
 
     pub fn record(&mut self, entry: &HistoryEntry) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                entry.time,
-                entry.user,
-                entry.service,
-                entry.tty,
-                entry.rhost,
-                entry.method,
-                entry.outcome
-            ],
-        )?;
-        Ok(())
+        insert_history(&self.conn, entry)
     }
 
     /// Most recent history entries for a user, newest first.
@@ -540,14 +566,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Mark a recovery code used; false if it already was (a race). Durable when it returns.
-    pub fn use_recovery_code(&mut self, id: i64, at: u64) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
-            "UPDATE recovery_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            params![id, at],
-        )? == 1)
-    }
-
     /// Everything an import brings, in one transaction: all of it or none.
     pub fn import(&mut self, batch: &ImportBatch) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -617,6 +635,23 @@ impl Store {
             .optional()?
             .is_some())
     }
+}
+
+fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        entry.time,
+        entry.user,
+        entry.service,
+        entry.tty,
+        entry.rhost,
+        entry.method,
+        entry.outcome
+    ])?;
+    Ok(())
 }
 
 /// The state directory must be root's alone: it holds TOTP secrets.
@@ -690,9 +725,17 @@ mod tests {
         let dir = private_dir();
         let mut store = Store::open(dir.path()).expect("open");
         store.add_totp(&cred("c1", "alice")).expect("add");
-        assert!(store.advance_totp_step("c1", 100).expect("advance"));
-        assert!(!store.advance_totp_step("c1", 100).expect("same step"));
-        assert!(!store.advance_totp_step("c1", 99).expect("older step"));
+        let success = HistoryEntry {
+            time: 1,
+            user: "alice".into(),
+            outcome: "success".into(),
+            ..Default::default()
+        };
+        assert!(store.accept_totp("c1", 100, &success).expect("advance"));
+        assert!(!store.accept_totp("c1", 100, &success).expect("same step"));
+        assert!(!store.accept_totp("c1", 99, &success).expect("older step"));
+        // One success row: refused steps write nothing.
+        assert_eq!(store.history("alice", 10).expect("history").len(), 1);
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         let creds = store.totp_credentials("alice").expect("load");
@@ -781,7 +824,9 @@ mod tests {
         {
             let mut store = Store::open(dir.path()).expect("open");
             for i in 0..200 {
-                store.add_totp(&cred(&format!("c{i}"), "alice")).expect("add");
+                store
+                    .add_totp(&cred(&format!("c{i}"), "alice"))
+                    .expect("add");
             }
         }
         let path = dir.path().join(DB_FILE);
@@ -797,7 +842,30 @@ mod tests {
         assert_eq!(fs::read(&path).expect("read").len(), len);
 
         fs::write(&path, &bytes[..100]).expect("truncate");
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn checkpoint_leaves_a_complete_main_file() {
+        let dir = private_dir();
+        let mut store = Store::open(dir.path()).expect("open");
+        for i in 0..40 {
+            store
+                .add_totp(&cred(&format!("c{i}"), "alice"))
+                .expect("add");
+        }
+        store.checkpoint().expect("checkpoint");
+        let wal = dir.path().join(format!("{DB_FILE}-wal"));
+        assert_eq!(fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        drop(store);
+        // A copy of the main file alone has everything.
+        let copy = private_dir();
+        fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).expect("copy");
+        let copied = Store::open(copy.path()).expect("open copy");
+        assert_eq!(copied.credential_count().expect("count"), 40);
     }
 
     #[test]
