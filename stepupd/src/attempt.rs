@@ -803,6 +803,12 @@ impl Engine {
             totp::decode_secret(&secret_base32)
                 .map_err(|e| DaemonError::InvalidArgument(format!("--secret: {e}")))?
         };
+        let (algorithm, digits, period) = totp::pinned(
+            &config.totp,
+            "SHA1",
+            totp::DEFAULT_DIGITS,
+            totp::DEFAULT_PERIOD,
+        );
         let mut raw = [0u8; 6];
         rand::fill(&mut raw);
         let id = format!(
@@ -818,13 +824,9 @@ impl Engine {
                 label.to_owned()
             },
             secret,
-            algorithm: config
-                .totp
-                .algorithm
-                .map_or("SHA1", |a| a.as_str())
-                .to_owned(),
-            digits: config.totp.digits.unwrap_or(totp::DEFAULT_DIGITS),
-            period: config.totp.period.unwrap_or(totp::DEFAULT_PERIOD),
+            algorithm,
+            digits,
+            period,
             last_step: None,
             created: unix_now(),
         };
@@ -855,17 +857,20 @@ fn check_code(
     let now = unix_now();
     let mut replayed = false;
     for stored in creds {
+        let (algorithm, digits, period) = totp::pinned(
+            &config.totp,
+            &stored.algorithm,
+            stored.digits,
+            stored.period,
+        );
         let pinned = TotpCredential {
             id: stored.id.clone(),
             user: stored.user.clone(),
             label: String::new(),
             secret: stored.secret.clone(),
-            algorithm: config
-                .totp
-                .algorithm
-                .map_or_else(|| stored.algorithm.clone(), |a| a.as_str().to_owned()),
-            digits: effective_digits(config, stored),
-            period: config.totp.period.unwrap_or(stored.period),
+            algorithm,
+            digits,
+            period,
             last_step: stored.last_step,
             created: stored.created,
         };

@@ -58,7 +58,8 @@ pub fn google_authenticator(
             file.secret.len()
         )));
     }
-    let period = config.totp.period.unwrap_or(file.step_size);
+    let (algorithm, digits, period) =
+        totp::pinned(&config.totp, "SHA1", totp::DEFAULT_DIGITS, file.step_size);
     let last_step = file
         .disallow_reuse
         .then(|| file.used_steps.iter().copied().max())
@@ -68,12 +69,8 @@ pub fn google_authenticator(
         user: user.to_owned(),
         label: "google-authenticator".to_owned(),
         secret: Zeroizing::new(file.secret.to_vec()),
-        algorithm: config
-            .totp
-            .algorithm
-            .map_or("SHA1", |a| a.as_str())
-            .to_owned(),
-        digits: config.totp.digits.unwrap_or(totp::DEFAULT_DIGITS),
+        algorithm,
+        digits,
         period,
         last_step,
         created: now,

@@ -269,22 +269,7 @@ impl Store {
     }
 
     pub fn add_totp(&mut self, cred: &TotpCredential) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO credentials (id, user, method, label, secret, algorithm, digits, period, last_step, created)
-             VALUES (?1, ?2, 'totp', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                cred.id,
-                cred.user,
-                cred.label,
-                cred.secret.as_slice(),
-                cred.algorithm,
-                cred.digits,
-                cred.period,
-                cred.last_step,
-                cred.created
-            ],
-        )?;
-        Ok(())
+        insert_totp(&self.conn, cred)
     }
 
     pub fn totp_credentials(&self, user: &str) -> Result<Vec<TotpCredential>, StoreError> {
@@ -570,21 +555,7 @@ impl Store {
     pub fn import(&mut self, batch: &ImportBatch) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for cred in &batch.totp {
-            tx.execute(
-                "INSERT INTO credentials (id, user, method, label, secret, algorithm, digits, period, last_step, created)
-                 VALUES (?1, ?2, 'totp', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    cred.id,
-                    cred.user,
-                    cred.label,
-                    cred.secret.as_slice(),
-                    cred.algorithm,
-                    cred.digits,
-                    cred.period,
-                    cred.last_step,
-                    cred.created
-                ],
-            )?;
+            insert_totp(&tx, cred)?;
         }
         for (user, hash, created) in &batch.recovery {
             tx.execute(
@@ -635,6 +606,25 @@ impl Store {
             .optional()?
             .is_some())
     }
+}
+
+fn insert_totp(conn: &Connection, cred: &TotpCredential) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO credentials (id, user, method, label, secret, algorithm, digits, period, last_step, created)
+         VALUES (?1, ?2, 'totp', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        cred.id,
+        cred.user,
+        cred.label,
+        cred.secret.as_slice(),
+        cred.algorithm,
+        cred.digits,
+        cred.period,
+        cred.last_step,
+        cred.created
+    ])?;
+    Ok(())
 }
 
 fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreError> {

@@ -93,6 +93,23 @@ fn totp_for(cred: &TotpCredential) -> Result<Totp, TotpError> {
         .build_noncompliant())
 }
 
+/// (algorithm, digits, period) for a credential, after the admin's pins in
+/// `[totp]` (which override whatever was enrolled or imported).
+pub fn pinned(
+    settings: &stepup_config::TotpSettings,
+    algorithm: &str,
+    digits: u32,
+    period: u64,
+) -> (String, u32, u64) {
+    (
+        settings
+            .algorithm
+            .map_or_else(|| algorithm.to_owned(), |a| a.as_str().to_owned()),
+        settings.digits.unwrap_or(digits),
+        settings.period.unwrap_or(period),
+    )
+}
+
 /// Check `code` at time `now` (unix seconds) within ±`window` steps.
 pub fn verify(
     cred: &TotpCredential,
