@@ -1,0 +1,1 @@
+//! USB security keys through ctap-hid-fido2 (helper writes this).

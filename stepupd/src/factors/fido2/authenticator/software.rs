@@ -1,0 +1,1 @@
+//! A software FIDO2 authenticator for tests (helper writes this).
