@@ -174,6 +174,10 @@ pub trait Daemon1 {
         label: &str,
     ) -> Result<(String, String), DaemonError>;
 
+    /// Admin: enroll a security key for `user` (someone must touch it);
+    /// returns the credential id.
+    fn enroll_key(&self, user: &str, label: &str) -> Result<String, DaemonError>;
+
     /// Admin: the user's credentials.
     fn list(&self, user: &str) -> Result<Vec<CredentialRow>, DaemonError>;
 

@@ -99,6 +99,8 @@ pub enum Method {
     Totp,
     /// One-time recovery codes (`stepupctl recovery-codes USER`).
     Recovery,
+    /// A FIDO2 security key (offered only to local sessions).
+    Fido2,
 }
 
 impl Method {
@@ -106,6 +108,7 @@ impl Method {
         match self {
             Self::Totp => "totp",
             Self::Recovery => "recovery",
+            Self::Fido2 => "fido2",
         }
     }
 }
@@ -228,6 +231,30 @@ impl Default for LockoutSettings {
     }
 }
 
+/// `[fido2]`: security keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fido2Settings {
+    /// The relying party id keys are enrolled for. Fixed here, never derived
+    /// from the host name (which would break every key when it changes).
+    pub rp_id: String,
+    /// How long to wait for a touch.
+    pub touch_timeout: Span,
+    /// `"hardware"` (USB keys), or `"software:/path/state.json"` — a software
+    /// key for tests and demos only; `stepupctl check` warns about it.
+    pub authenticator: String,
+}
+
+impl Default for Fido2Settings {
+    fn default() -> Self {
+        Self {
+            rp_id: "pam://stepup".to_owned(),
+            touch_timeout: Span(std::time::Duration::from_secs(30)),
+            authenticator: "hardware".to_owned(),
+        }
+    }
+}
+
 /// `[history]`: how long the daemon keeps authentication history.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -268,6 +295,7 @@ struct RawDefaults {
     message: Option<String>,
     report_only: Option<bool>,
     time_zone: Option<Zone>,
+    require_uv: Option<bool>,
 }
 
 /// `[defaults]`: the verdict when no rule matches, and the values rules
@@ -286,6 +314,8 @@ pub struct Defaults {
     pub report_only: bool,
     /// Zone for `time_in` / `time_not_in`.
     pub time_zone: Zone,
+    /// Security keys must verify the user (PIN or biometrics), not just presence.
+    pub require_uv: bool,
 }
 
 pub const DEFAULT_DENY_MESSAGE: &str = "Access denied by policy.";
@@ -303,6 +333,7 @@ impl Defaults {
                 .unwrap_or_else(|| DEFAULT_DENY_MESSAGE.to_owned()),
             report_only: raw.report_only.unwrap_or(false),
             time_zone: raw.time_zone.unwrap_or_else(Zone::system),
+            require_uv: raw.require_uv.unwrap_or(false),
         }
     }
 }
@@ -375,6 +406,7 @@ struct RawRule {
     max_tries: Option<u32>,
     message: Option<String>,
     report_only: Option<bool>,
+    require_uv: Option<bool>,
 }
 
 /// The conditions of a rule. All that are set must hold; an empty list or
@@ -424,6 +456,8 @@ pub struct Rule {
     pub message: String,
     /// This rule only reports (or everything does).
     pub report_only: bool,
+    /// Security keys must verify the user, not just presence.
+    pub require_uv: bool,
 }
 
 impl Default for Zone {
@@ -445,6 +479,8 @@ struct MainFile {
     history: HistorySettings,
     #[serde(default)]
     recovery: RecoverySettings,
+    #[serde(default)]
+    fido2: Fido2Settings,
     #[serde(default)]
     subject: BTreeMap<String, SubjectItem>,
     #[serde(default)]
@@ -471,6 +507,7 @@ pub struct Config {
     pub lockout: LockoutSettings,
     pub history: HistorySettings,
     pub recovery: RecoverySettings,
+    pub fido2: Fido2Settings,
     /// Service → whose factor; services not listed use PAM_USER.
     pub subject: BTreeMap<String, SubjectItem>,
     pub defaults: Defaults,
@@ -575,6 +612,7 @@ impl Config {
             max_tries: defaults.max_tries,
             message: defaults.message.clone(),
             report_only: defaults.report_only,
+            require_uv: defaults.require_uv,
         };
         let config = Self {
             daemon: main.daemon,
@@ -582,6 +620,7 @@ impl Config {
             lockout: main.lockout,
             history: main.history,
             recovery: main.recovery,
+            fido2: main.fido2,
             subject,
             defaults,
             rules,
@@ -628,6 +667,14 @@ impl Config {
                 "[totp] digits must be 6 or 8 and period 1..300 seconds".into(),
             ));
         }
+        if self.fido2.authenticator != "hardware"
+            && !self.fido2.authenticator.starts_with("software:/")
+        {
+            return Err(whole_file(format!(
+                "[fido2] authenticator = {:?}: expected \"hardware\" or \"software:/absolute/path\"",
+                self.fido2.authenticator
+            )));
+        }
         if self.recovery.count == 0 || self.recovery.count > 100 {
             return Err(whole_file("[recovery] count must be 1..100".into()));
         }
@@ -663,6 +710,14 @@ impl Config {
                     ),
                 });
             }
+        }
+        if let Some(path) = self.fido2.authenticator.strip_prefix("software:") {
+            warnings.push(Warning {
+                origin: self.files.first().map(|p| p.display().to_string()).unwrap_or_default(),
+                message: format!(
+                    "[fido2] authenticator is a SOFTWARE key ({path}): for tests and demos only; anyone who can read that file holds the key. Use \"hardware\" on real hosts."
+                ),
+            });
         }
         let any_way_in = self.rules.iter().any(|r| r.action != Action::Deny);
         if self.defaults.action == Action::Deny && !any_way_in {
@@ -829,6 +884,7 @@ fn resolve_rules(
             max_tries: raw.max_tries.unwrap_or(defaults.max_tries),
             message: raw.message.unwrap_or_else(|| defaults.message.clone()),
             report_only: raw.report_only.unwrap_or(false) || defaults.report_only,
+            require_uv: raw.require_uv.unwrap_or(defaults.require_uv),
         });
     }
     Ok(rules)

@@ -91,6 +91,8 @@ pub async fn relay(
             }
             StepKind::PromptSecret => prompter.prompt_secret(&text),
             StepKind::PromptText => prompter.prompt_text(&text),
+            // An empty info step means "still waiting" (a key not yet touched).
+            StepKind::Info if text.is_empty() => Ok(Zeroizing::new(String::new())),
             StepKind::Info => prompter.info(&text).map(|()| Zeroizing::new(String::new())),
             StepKind::Error => prompter
                 .error(&text)

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::audit;
 use crate::context::AttemptContext;
+use crate::factors::fido2::authenticator::{Assertion, Authenticator, AuthenticatorError};
 use crate::factors::recovery;
 use crate::factors::totp::{self, Verdict as TotpVerdict};
 use crate::policy::{self, Attempt, Lookups, Origin, RuleTrace};
@@ -202,22 +203,43 @@ impl Engine {
     }
 
     /// The rule's methods, in its order, that `subject` has enrolled.
-    fn offered_methods(&self, rule: &Rule, subject: &str) -> Result<Vec<Method>, DaemonError> {
+    /// The rule's methods, in its order, that `subject` can use here: a
+    /// security key only in a local session with a key connected. Also a
+    /// note for the person when a key was passed over.
+    fn offered_methods(
+        &self,
+        config: &Config,
+        rule: &Rule,
+        subject: &str,
+        remote: bool,
+    ) -> Result<(Vec<Method>, Option<&'static str>), DaemonError> {
         let store = lock(&self.store);
         let mut offered = Vec::new();
+        let mut note = None;
         for method in &rule.methods {
-            let enrolled = match method {
+            let usable = match method {
                 Method::Totp => !store.totp_credentials(subject).map_err(failed)?.is_empty(),
                 Method::Recovery => !store
                     .unused_recovery_codes(subject)
                     .map_err(failed)?
                     .is_empty(),
+                Method::Fido2 => {
+                    let enrolled = !store.fido2_credentials(subject).map_err(failed)?.is_empty();
+                    if !enrolled || remote {
+                        false
+                    } else if authenticator_for(config).is_some_and(|a| a.present()) {
+                        true
+                    } else {
+                        note = Some("No security key found; using another method.");
+                        false
+                    }
+                }
             };
-            if enrolled {
+            if usable {
                 offered.push(*method);
             }
         }
-        Ok(offered)
+        Ok((offered, note))
     }
 
     /// Evaluate the policy for an attempt: (rule, when grace was earned if it applies).
@@ -297,7 +319,8 @@ impl Engine {
                     );
                     return Ok(Step::done(StepKind::Deny, message));
                 }
-                let methods = self.offered_methods(rule, &subject)?;
+                let (methods, note) =
+                    self.offered_methods(&config, rule, &subject, origin.remote)?;
                 if methods.is_empty() {
                     self.record(&who, "totp", "not_enrolled")?;
                     audit::event(
@@ -320,18 +343,31 @@ impl Engine {
                     max_tries: rule.max_tries,
                     stage: Stage::AwaitingCode,
                     failures: 0,
+                    touch: None,
+                    require_uv: rule.require_uv,
                 };
                 let id = lock(&self.sessions)
                     .insert(session, config.daemon.max_sessions)
                     .map_err(|e| DaemonError::Failed(e.to_string()))?;
                 audit::event(
                     "challenge",
-                    &[("subject", &subject), ("method", "totp"), ("session", &id)],
+                    &[
+                        ("subject", &subject),
+                        ("method", methods[0].as_str()),
+                        ("session", &id),
+                    ],
                 );
+                if methods[0] == Method::Fido2 {
+                    return self.start_key_step(&config, owner, &id, None);
+                }
+                let prompt = prompt_for(&methods);
                 Ok(Step {
                     session: id,
                     kind: StepKind::PromptSecret,
-                    text: prompt_for(&methods).to_owned(),
+                    text: match note {
+                        Some(note) => format!("{note}\n{prompt}"),
+                        None => prompt.to_owned(),
+                    },
                 })
             }
         }
@@ -422,13 +458,25 @@ impl Engine {
                 self.abandon(&session, "timeout")?;
                 return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
             }
-            if session.stage == Stage::ShowedError {
-                session.stage = Stage::AwaitingCode;
-                return Ok(Step {
-                    session: id.to_owned(),
-                    kind: StepKind::PromptSecret,
-                    text: prompt_for(&session.methods).to_owned(),
-                });
+            match session.stage {
+                Stage::ShowedError => {
+                    session.stage = Stage::AwaitingCode;
+                    return Ok(Step {
+                        session: id.to_owned(),
+                        kind: StepKind::PromptSecret,
+                        text: prompt_for(&session.methods).to_owned(),
+                    });
+                }
+                Stage::AwaitingPin => {
+                    drop(sessions);
+                    return self.start_key_step(&config, owner, id, Some(answer));
+                }
+                Stage::AwaitingTouch => {
+                    let touch = session.touch.clone();
+                    drop(sessions);
+                    return self.await_touch(&config, owner, id, touch);
+                }
+                Stage::AwaitingCode => {}
             }
             (session.who.clone(), session.methods.clone())
         };
@@ -501,6 +549,227 @@ impl Engine {
             kind: StepKind::Error,
             text: message.to_owned(),
         })
+    }
+
+    /// Ask the key: a PIN prompt first when the rule wants user verification
+    /// and the key has a PIN, otherwise start the request and say "touch".
+    fn start_key_step(
+        &self,
+        config: &Config,
+        owner: &str,
+        id: &str,
+        pin: Option<Zeroizing<String>>,
+    ) -> Result<Step, DaemonError> {
+        let authenticator = authenticator_for(config)
+            .ok_or_else(|| DaemonError::Failed("no security key support configured".into()))?;
+        let mut sessions = lock(&self.sessions);
+        let session = sessions
+            .get_mut(id, owner)
+            .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
+        if session.require_uv && pin.is_none() && authenticator.has_pin().unwrap_or(false) {
+            session.stage = Stage::AwaitingPin;
+            return Ok(Step {
+                session: id.to_owned(),
+                kind: StepKind::PromptSecret,
+                text: "Security key PIN: ".to_owned(),
+            });
+        }
+        let subject = session.who.subject.clone();
+        let keys = lock(&self.store)
+            .fido2_credentials(&subject)
+            .map_err(failed)?;
+        let label = keys
+            .first()
+            .map(|(k, _)| k.label.clone())
+            .unwrap_or_default();
+        let wait = TouchWait::start(
+            authenticator,
+            keys,
+            session.require_uv,
+            pin,
+            config.fido2.touch_timeout.0,
+        );
+        session.touch = Some(wait);
+        session.stage = Stage::AwaitingTouch;
+        Ok(Step {
+            session: id.to_owned(),
+            kind: StepKind::Info,
+            text: format!("Touch your security key ({label})…"),
+        })
+    }
+
+    /// Wait a little for the key; "still waiting" is an empty info step, so
+    /// no single call outlasts the module's timeout.
+    fn await_touch(
+        &self,
+        config: &Config,
+        owner: &str,
+        id: &str,
+        touch: Option<Arc<TouchWait>>,
+    ) -> Result<Step, DaemonError> {
+        let Some(touch) = touch else {
+            return Err(DaemonError::NoSuchSession(
+                "no key request in flight".into(),
+            ));
+        };
+        let Some(outcome) = touch.wait(Duration::from_secs(2)) else {
+            return Ok(Step {
+                session: id.to_owned(),
+                kind: StepKind::Info,
+                text: String::new(),
+            });
+        };
+        let (who, methods) = {
+            let sessions = lock(&self.sessions);
+            let session = sessions
+                .peek(id, owner)
+                .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
+            (session.who.clone(), session.methods.clone())
+        };
+        let (result, message) = match outcome {
+            Ok((assertion, key, stored_count)) => {
+                self.check_assertion(&who, &assertion, &key, stored_count, &touch)?
+            }
+            Err(e) => ("key_error", e.to_string()),
+        };
+        if result == "success" {
+            let _ = lock(&self.sessions).remove(id, owner);
+            self.let_in(&who)?;
+            audit::event(
+                "factor_succeeded",
+                &[
+                    ("subject", &who.subject),
+                    ("method", "fido2"),
+                    ("session", id),
+                ],
+            );
+            return Ok(Step::done(StepKind::Allow, ""));
+        }
+        self.record(&who, "fido2", result)?;
+        audit::event(
+            "factor_failed",
+            &[
+                ("subject", &who.subject),
+                ("method", "fido2"),
+                ("reason", result),
+            ],
+        );
+        // Another method on offer: fall back to it within the same attempt.
+        let rest: Vec<Method> = methods
+            .into_iter()
+            .filter(|m| *m != Method::Fido2)
+            .collect();
+        let mut sessions = lock(&self.sessions);
+        if rest.is_empty() || result == "counter_regression" {
+            let _ = sessions.remove(id, owner);
+            return Ok(Step::done(StepKind::Deny, message));
+        }
+        let session = sessions
+            .get_mut(id, owner)
+            .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
+        session.methods = rest;
+        session.touch = None;
+        session.stage = Stage::ShowedError;
+        let _ = config;
+        Ok(Step {
+            session: id.to_owned(),
+            kind: StepKind::Error,
+            text: message,
+        })
+    }
+
+    /// Verify a key's assertion and, on success, store the new counter and
+    /// the success together. A counter that went backwards marks the key suspect.
+    fn check_assertion(
+        &self,
+        who: &Who,
+        assertion: &crate::factors::fido2::authenticator::Assertion,
+        key: &crate::store::Fido2Credential,
+        stored_count: u32,
+        touch: &TouchWait,
+    ) -> Result<(&'static str, String), DaemonError> {
+        use crate::factors::fido2::verify::{
+            Expectation, StoredKey, VerifyError, verify_assertion,
+        };
+        let Some(algorithm) =
+            crate::factors::fido2::authenticator::Algorithm::parse(&key.algorithm)
+        else {
+            return Ok(("bad_signature", "Unsupported key type.".to_owned()));
+        };
+        let stored = StoredKey {
+            credential_id: &key.key_handle,
+            user: &key.user,
+            algorithm,
+            public_key: &key.public_key,
+            rp_id: &key.rp_id,
+            sign_count: stored_count,
+        };
+        let expect = Expectation {
+            user: &who.subject,
+            client_data_hash: &touch.client_data_hash,
+            require_uv: touch.require_uv,
+        };
+        match verify_assertion(&stored, assertion, &expect) {
+            Ok(verified) => {
+                let success = HistoryEntry {
+                    time: unix_now(),
+                    user: who.subject.clone(),
+                    service: who.service.clone(),
+                    tty: who.tty.clone(),
+                    rhost: who.rhost.clone(),
+                    method: "fido2".to_owned(),
+                    outcome: "success".to_owned(),
+                };
+                if lock(&self.store)
+                    .accept_fido2(&key.id, verified.sign_count, &success)
+                    .map_err(failed)?
+                {
+                    Ok(("success", String::new()))
+                } else {
+                    self.key_cloned(who, key, stored_count, verified.sign_count)
+                }
+            }
+            Err(VerifyError::CounterRegression { stored, received }) => {
+                self.key_cloned(who, key, stored, received)
+            }
+            Err(VerifyError::UserNotVerified) => Ok((
+                "uv_missing",
+                "The security key did not verify you (PIN or biometrics).".to_owned(),
+            )),
+            Err(VerifyError::UserNotPresent) => {
+                Ok(("up_missing", "The security key was not touched.".to_owned()))
+            }
+            Err(e) => Ok((
+                "bad_signature",
+                format!("The security key's answer did not verify ({e:?})."),
+            )),
+        }
+    }
+
+    fn key_cloned(
+        &self,
+        who: &Who,
+        key: &crate::store::Fido2Credential,
+        stored: u32,
+        received: u32,
+    ) -> Result<(&'static str, String), DaemonError> {
+        lock(&self.store).mark_suspect(&key.id).map_err(failed)?;
+        audit::event(
+            "key_counter_regression",
+            &[
+                ("subject", &who.subject),
+                ("credential", &key.id),
+                ("stored", &stored.to_string()),
+                ("received", &received.to_string()),
+            ],
+        );
+        Ok((
+            "counter_regression",
+            format!(
+                "This security key's signature counter went backwards (it may have been cloned); it is disabled until an administrator re-enrolls it (credential {}).",
+                key.id
+            ),
+        ))
     }
 
     /// Check one answer against the offered methods: (outcome, message, method).
@@ -783,6 +1052,67 @@ impl Engine {
         lock(&self.store)
     }
 
+    /// Enroll a security key for `user` at the configured rpId (blocks
+    /// until the key is touched or `touch_timeout` passes).
+    pub fn enroll_key(&self, user: &str, label: &str) -> Result<String, DaemonError> {
+        use crate::factors::fido2::authenticator::MakeCredentialRequest;
+        validate_user_name(user)?;
+        if label.len() > 64 || label.chars().any(char::is_control) {
+            return Err(DaemonError::InvalidArgument(
+                "label must be at most 64 printable characters".into(),
+            ));
+        }
+        let config = self.config();
+        let authenticator = authenticator_for(&config)
+            .filter(|a| a.present())
+            .ok_or_else(|| DaemonError::Failed("no security key is connected".into()))?;
+        let mut user_id = vec![0u8; 16];
+        rand::fill(user_id.as_mut_slice());
+        let mut challenge = [0u8; 32];
+        rand::fill(&mut challenge);
+        let request = MakeCredentialRequest {
+            rp_id: config.fido2.rp_id.clone(),
+            user_name: user.to_owned(),
+            user_id,
+            client_data_hash: crate::factors::fido2::verify::client_data_hash(&challenge),
+            require_uv: false,
+            pin: None,
+        };
+        let made = authenticator
+            .make_credential(&request, config.fido2.touch_timeout.0)
+            .map_err(|e| DaemonError::Failed(format!("enrolling the key: {e}")))?;
+        let mut raw = [0u8; 6];
+        rand::fill(&mut raw);
+        let id = format!(
+            "key-{}",
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let key = crate::store::Fido2Credential {
+            id: id.clone(),
+            user: user.to_owned(),
+            key_handle: made.credential_id,
+            resident: false,
+            public_key: made.public_key,
+            algorithm: made.algorithm.as_str().to_owned(),
+            rp_id: config.fido2.rp_id.clone(),
+            presence: true,
+            pin: false,
+            verification: made.supports_uv,
+            label: if label.is_empty() {
+                "security key".to_owned()
+            } else {
+                label.to_owned()
+            },
+            created: unix_now(),
+        };
+        lock(&self.store).add_fido2(&key).map_err(failed)?;
+        audit::event(
+            "enrolled",
+            &[("user", user), ("method", "fido2"), ("credential", &id)],
+        );
+        Ok(id)
+    }
+
     /// Enroll a TOTP credential; returns (id, otpauth URI).
     pub fn enroll_totp(
         &self,
@@ -1062,4 +1392,113 @@ pub struct Explanation {
     pub max_tries: u32,
     pub enrolled: Vec<EnrolledFactor>,
     pub policy_hash: String,
+}
+
+/// The configured authenticator (`[fido2] authenticator`).
+pub fn authenticator_for(config: &Config) -> Option<Arc<dyn Authenticator>> {
+    use crate::factors::fido2::authenticator::{
+        hardware::HardwareAuthenticator, software::SoftwareAuthenticator,
+    };
+    match config.fido2.authenticator.strip_prefix("software:") {
+        Some(path) => SoftwareAuthenticator::open(std::path::Path::new(path))
+            .ok()
+            .map(|a| Arc::new(a) as Arc<dyn Authenticator>),
+        None => Some(Arc::new(HardwareAuthenticator::new()) as Arc<dyn Authenticator>),
+    }
+}
+
+type TouchOutcome = Result<(Assertion, crate::store::Fido2Credential, u32), AuthenticatorError>;
+
+/// A security-key request running on its own thread (the device blocks
+/// until touched), and its result once there.
+pub struct TouchWait {
+    result: Mutex<Option<TouchOutcome>>,
+    done: std::sync::Condvar,
+    pub client_data_hash: [u8; 32],
+    pub require_uv: bool,
+}
+
+impl std::fmt::Debug for TouchWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TouchWait").field("require_uv", &self.require_uv).finish_non_exhaustive()
+    }
+}
+
+impl TouchWait {
+    fn start(
+        authenticator: Arc<dyn Authenticator>,
+        keys: Vec<(crate::store::Fido2Credential, u32)>,
+        require_uv: bool,
+        pin: Option<Zeroizing<String>>,
+        timeout: Duration,
+    ) -> Arc<Self> {
+        use crate::factors::fido2::authenticator::AssertionRequest;
+        // A fresh random challenge per attempt, in WebAuthn's client data form.
+        let mut challenge = [0u8; 32];
+        rand::fill(&mut challenge);
+        let rp_ids: std::collections::BTreeSet<String> =
+            keys.iter().map(|(k, _)| k.rp_id.clone()).collect();
+        let client_data = format!(
+            r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":false}}"#,
+            data_encoding::BASE64URL_NOPAD.encode(&challenge),
+            rp_ids.iter().next().cloned().unwrap_or_default()
+        );
+        let client_data_hash =
+            crate::factors::fido2::verify::client_data_hash(client_data.as_bytes());
+        let wait = Arc::new(Self {
+            result: Mutex::new(None),
+            done: std::sync::Condvar::new(),
+            client_data_hash,
+            require_uv,
+        });
+        let shared = wait.clone();
+        std::thread::spawn(move || {
+            let mut outcome: TouchOutcome = Err(AuthenticatorError::NoCredential);
+            // One request per relying party the user's keys belong to
+            // (pam_u2f imports keep their original origin).
+            for rp_id in &rp_ids {
+                let allow: Vec<Vec<u8>> = keys
+                    .iter()
+                    .filter(|(k, _)| &k.rp_id == rp_id && !k.resident)
+                    .map(|(k, _)| k.key_handle.clone())
+                    .collect();
+                let request = AssertionRequest {
+                    rp_id: rp_id.clone(),
+                    client_data_hash,
+                    allow_list: allow,
+                    require_uv,
+                    pin: pin.clone(),
+                };
+                match authenticator.get_assertion(&request, timeout) {
+                    Ok(assertion) => {
+                        outcome = match keys.iter().find(|(k, _)| {
+                            k.key_handle == assertion.credential_id && &k.rp_id == rp_id
+                        }) {
+                            Some((key, count)) => Ok((assertion, key.clone(), *count)),
+                            None => Err(AuthenticatorError::NoCredential),
+                        };
+                        break;
+                    }
+                    Err(AuthenticatorError::NoCredential) => continue,
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            *lock(&shared.result) = Some(outcome);
+            shared.done.notify_all();
+        });
+        wait
+    }
+
+    /// The result, if it arrives within `limit`.
+    fn wait(&self, limit: Duration) -> Option<TouchOutcome> {
+        let guard = lock(&self.result);
+        let (mut guard, _) = self
+            .done
+            .wait_timeout_while(guard, limit, |r| r.is_none())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.take()
+    }
 }

@@ -60,6 +60,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             Daemon1 {
                 engine: engine.clone(),
                 dbus: dbus.clone(),
+                runtime: tokio::runtime::Handle::current(),
             },
         )
         .await

@@ -17,6 +17,22 @@ use crate::context::AttemptContext;
 pub struct Daemon1 {
     pub engine: Arc<Engine>,
     pub dbus: zbus::fdo::DBusProxy<'static>,
+    /// Where blocking work (a security key waiting for a touch, argon2,
+    /// fsync) runs, so the bus keeps being served meanwhile.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Daemon1 {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> Result<T, DaemonError> + Send + 'static,
+    ) -> Result<T, DaemonError> {
+        let engine = self.engine.clone();
+        self.runtime
+            .spawn_blocking(move || work(&engine))
+            .await
+            .map_err(|e| DaemonError::Failed(format!("internal task failed: {e}")))?
+    }
 }
 
 #[interface(name = "org.stepup.Daemon1")]
@@ -54,9 +70,10 @@ impl Daemon1 {
     ) -> Result<(String, String), DaemonError> {
         let answer = Zeroizing::new(answer);
         require_root(&self.dbus, &header).await?;
+        let owner = sender_name(&header)?;
         let step = self
-            .engine
-            .respond(&sender_name(&header)?, &session, answer)?;
+            .blocking(move |engine| engine.respond(&owner, &session, answer))
+            .await?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
@@ -141,6 +158,18 @@ impl Daemon1 {
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
         let explanation = self.engine.explain(context, at)?;
         serde_json::to_string(&explanation).map_err(|e| DaemonError::Failed(e.to_string()))
+    }
+
+    /// Enroll a security key (the key must be touched). Returns the credential id.
+    async fn enroll_key(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        label: String,
+    ) -> Result<String, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        self.blocking(move |engine| engine.enroll_key(&user, &label))
+            .await
     }
 
     /// Lift a lockout and forget earlier failures; true if the user was locked.

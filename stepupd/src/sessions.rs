@@ -14,6 +14,10 @@ pub enum Stage {
     /// The last step sent was an error message: the next call (empty answer)
     /// gets the prompt again.
     ShowedError,
+    /// "Touch your security key" was sent; the key is being asked.
+    AwaitingTouch,
+    /// The security key's PIN was asked for.
+    AwaitingPin,
 }
 
 #[derive(Debug)]
@@ -31,6 +35,10 @@ pub struct Session {
     pub stage: Stage,
     /// Wrong answers so far in this attempt.
     pub failures: u32,
+    /// The security key request in flight, while `AwaitingTouch`.
+    pub touch: Option<std::sync::Arc<crate::attempt::TouchWait>>,
+    /// Security keys must verify the user (the rule's `require_uv`).
+    pub require_uv: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,7 +49,7 @@ pub enum SessionError {
     NotFound,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SessionTable {
     sessions: HashMap<String, Session>,
 }
@@ -71,6 +79,14 @@ impl SessionTable {
     /// another connection is reported exactly like a missing one.
     pub fn get_mut(&mut self, id: &str, caller: &str) -> Result<&mut Session, SessionError> {
         match self.sessions.get_mut(id) {
+            Some(session) if session.owner == caller => Ok(session),
+            _ => Err(SessionError::NotFound),
+        }
+    }
+
+    /// Read-only view of the session `id` for its owner.
+    pub fn peek(&self, id: &str, caller: &str) -> Result<&Session, SessionError> {
+        match self.sessions.get(id) {
             Some(session) if session.owner == caller => Ok(session),
             _ => Err(SessionError::NotFound),
         }
@@ -123,6 +139,8 @@ mod tests {
             max_tries: 3,
             stage: Stage::AwaitingCode,
             failures: 0,
+            touch: None,
+            require_uv: false,
         }
     }
 

@@ -335,6 +335,70 @@ impl Store {
         Ok(true)
     }
 
+    pub fn add_fido2(&mut self, key: &Fido2Credential) -> Result<(), StoreError> {
+        insert_fido2(&self.conn, key)
+    }
+
+    /// A user's usable keys (not marked suspect), with their sign counters.
+    pub fn fido2_credentials(&self, user: &str) -> Result<Vec<(Fido2Credential, u32)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created, sign_count
+             FROM fido2_credentials WHERE user = ?1 AND suspect = 0 ORDER BY created, id",
+        )?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok((
+                Fido2Credential {
+                    id: r.get(0)?,
+                    user: r.get(1)?,
+                    key_handle: r.get(2)?,
+                    resident: r.get(3)?,
+                    public_key: r.get(4)?,
+                    algorithm: r.get(5)?,
+                    rp_id: r.get(6)?,
+                    presence: r.get(7)?,
+                    pin: r.get(8)?,
+                    verification: r.get(9)?,
+                    label: r.get(10)?,
+                    created: r.get(11)?,
+                },
+                r.get(12)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Accept a key's assertion: raise its sign counter (only upwards, or
+    /// both zero for keys without a counter) and record the success, in one
+    /// transaction. False when the counter did not grow (a race or a clone).
+    pub fn accept_fido2(
+        &mut self,
+        id: &str,
+        sign_count: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE fido2_credentials SET sign_count = ?2
+             WHERE id = ?1 AND suspect = 0 AND (sign_count < ?2 OR (sign_count = 0 AND ?2 = 0))",
+            params![id, sign_count],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_history(&tx, success)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Take a key out of use until an admin clears it (a counter went backwards).
+    pub fn mark_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE fido2_credentials SET suspect = 1 WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
     /// Fold the write-ahead log into the main file (on a clean stop), so a
     /// copy of `stepup.db` alone is complete.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
@@ -564,24 +628,7 @@ impl Store {
             )?;
         }
         for key in &batch.fido2 {
-            tx.execute(
-                "INSERT INTO fido2_credentials (id, user, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    key.id,
-                    key.user,
-                    key.key_handle,
-                    key.resident,
-                    key.public_key,
-                    key.algorithm,
-                    key.rp_id,
-                    key.presence,
-                    key.pin,
-                    key.verification,
-                    key.label,
-                    key.created
-                ],
-            )?;
+            insert_fido2(&tx, key)?;
         }
         tx.commit()?;
         Ok(())
@@ -623,6 +670,28 @@ fn insert_totp(conn: &Connection, cred: &TotpCredential) -> Result<(), StoreErro
         cred.period,
         cred.last_step,
         cred.created
+    ])?;
+    Ok(())
+}
+
+fn insert_fido2(conn: &Connection, key: &Fido2Credential) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO fido2_credentials (id, user, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        key.id,
+        key.user,
+        key.key_handle,
+        key.resident,
+        key.public_key,
+        key.algorithm,
+        key.rp_id,
+        key.presence,
+        key.pin,
+        key.verification,
+        key.label,
+        key.created
     ])?;
     Ok(())
 }

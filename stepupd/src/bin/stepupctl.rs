@@ -108,6 +108,12 @@ enum ImportSource {
 
 #[derive(Subcommand)]
 enum Factor {
+    /// A FIDO2 security key (touch it when asked)
+    Key {
+        user: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
     /// A TOTP authenticator app (RFC 6238, SHA1, 6 digits, 30 s)
     Totp {
         user: String,
@@ -210,6 +216,13 @@ fn run(cli: Cli) -> Result<()> {
                             .build()
                     );
                 }
+            }
+            Command::Enroll {
+                factor: Factor::Key { user, label },
+            } => {
+                println!("Touch the security key to enroll it for {user}…");
+                let id = daemon.enroll_key(&user, &label).await?;
+                println!("Enrolled {id} for {user}.");
             }
             Command::List { user } => {
                 let rows = daemon.list(&user).await?;

@@ -1,0 +1,200 @@
+//! FIDO2 step-up through real libpam with the software authenticator (no
+//! USB key exists on the build machines; the hardware one sits behind the
+//! same trait).
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use stepup_tests::*;
+
+struct KeyHost {
+    _bus: Bus,
+    daemon: Daemon,
+    pam: PamService,
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+}
+
+fn start(extra: &str) -> KeyHost {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("softkey.json");
+    let bus = Bus::start(BusPolicy::Shipped);
+    let daemon = Daemon::start(
+        &bus,
+        &format!(
+            "[fido2]\nauthenticator = \"software:{}\"\ntouch_timeout = \"2s\"\n\n[defaults]\naction = \"step_up\"\nmethods = [\"fido2\", \"totp\"]\n{extra}",
+            state.display()
+        ),
+    );
+    let pam = PamService::new(&format!("bus={} timeout=5", bus.address));
+    KeyHost {
+        _bus: bus,
+        daemon,
+        pam,
+        _dir: dir,
+        state,
+    }
+}
+
+fn set_state(path: &Path, key: &str, value: &str) {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    json[key] = serde_json::from_str(value).unwrap();
+    fs::write(path, serde_json::to_string(&json).unwrap()).unwrap();
+}
+
+fn enroll_key(host: &KeyHost, user: &str) -> String {
+    let out = host
+        .daemon
+        .ctl(&["enroll", "key", user, "--label", "blue key"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split_whitespace()
+        .find(|w| w.starts_with("key-"))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn local_step_up_with_a_touch_and_the_message_in_the_conversation() {
+    let host = start("");
+    let id = enroll_key(&host, "kim");
+    assert!(
+        String::from_utf8_lossy(&host.daemon.ctl(&["list", "kim"]).stdout)
+            .contains(&format!("{id}\tfido2\tblue key"))
+    );
+    let run = drive(&host.pam, "kim", &["-t", "/dev/pts/5"], &[]);
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("info: Touch your security key (blue key)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.prompts(), 0);
+    assert!(
+        host.daemon.log().contains("method=fido2"),
+        "{}",
+        host.daemon.log()
+    );
+    // Each assertion raised the stored counter: a second step-up works too.
+    assert_eq!(
+        drive(&host.pam, "kim", &["-t", "/dev/pts/5"], &[]).code,
+        PAM_SUCCESS
+    );
+}
+
+#[test]
+fn remote_session_is_offered_totp_instead_of_the_key() {
+    let host = start("");
+    enroll_key(&host, "lee");
+    let secret = random_secret();
+    host.daemon.enroll_totp("lee", &secret);
+    let run = drive(
+        &host.pam,
+        "lee",
+        &["-r", "198.51.100.9", "-a", &oathtool_now(&secret)],
+        &[],
+    );
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("Touch your security key"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.prompts(), 1);
+    // A remote user with only a key cannot step up.
+    enroll_key(&host, "max");
+    let run = drive(&host.pam, "max", &["-t", "ssh"], &[]);
+    assert_eq!(run.code, PAM_AUTH_ERR, "{}", run.stdout);
+}
+
+#[test]
+fn key_not_touched_falls_back_to_totp_in_the_same_attempt() {
+    let host = start("");
+    enroll_key(&host, "ned");
+    let secret = random_secret();
+    host.daemon.enroll_totp("ned", &secret);
+    set_state(&host.state, "touch", "\"never\"");
+    let run = drive(
+        &host.pam,
+        "ned",
+        &["-t", "/dev/pts/6", "-a", &oathtool_now(&secret)],
+        &[],
+    );
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(run.stdout.contains("not touched in time"), "{}", run.stdout);
+    assert_eq!(run.prompts(), 1);
+}
+
+#[test]
+fn a_counter_that_goes_backwards_is_denied_audited_and_disables_the_key() {
+    let host = start("");
+    enroll_key(&host, "ola");
+    let secret = random_secret();
+    host.daemon.enroll_totp("ola", &secret);
+    for _ in 0..3 {
+        assert_eq!(
+            drive(&host.pam, "ola", &["-t", "/dev/pts/7"], &[]).code,
+            PAM_SUCCESS
+        );
+    }
+    // A clone made earlier: its counter is behind the one stepup saw.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&host.state).unwrap()).unwrap();
+    json["credentials"][0]["sign_count"] = serde_json::json!(1);
+    fs::write(&host.state, serde_json::to_string(&json).unwrap()).unwrap();
+
+    let run = drive(&host.pam, "ola", &["-t", "/dev/pts/7"], &[]);
+    assert_eq!(run.code, PAM_AUTH_ERR, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("counter went backwards"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        host.daemon
+            .log()
+            .contains("event=key_counter_regression subject=ola"),
+        "{}",
+        host.daemon.log()
+    );
+    // The key is no longer offered: TOTP is asked for instead.
+    let run = drive(
+        &host.pam,
+        "ola",
+        &["-t", "/dev/pts/7", "-a", &oathtool_now(&secret)],
+        &[],
+    );
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("Touch your security key"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn user_verification_asks_for_the_key_pin() {
+    let host = start("require_uv = true\n");
+    enroll_key(&host, "pia");
+    set_state(&host.state, "pin", "\"2468\"");
+    let run = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", "2468"], &[]);
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("prompt: Security key PIN:"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !host.daemon.log().contains("2468"),
+        "the PIN must never be logged"
+    );
+    let wrong = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", "1111"], &[]);
+    assert_ne!(wrong.code, PAM_SUCCESS, "{}", wrong.stdout);
+}
