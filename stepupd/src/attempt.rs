@@ -1074,6 +1074,7 @@ impl Engine {
             rp_id: config.fido2.rp_id.clone(),
             user_name: user.to_owned(),
             user_id,
+            client_data: challenge.to_vec(),
             client_data_hash: crate::factors::fido2::verify::client_data_hash(&challenge),
             require_uv: false,
             pin: None,
@@ -1420,7 +1421,9 @@ pub struct TouchWait {
 
 impl std::fmt::Debug for TouchWait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TouchWait").field("require_uv", &self.require_uv).finish_non_exhaustive()
+        f.debug_struct("TouchWait")
+            .field("require_uv", &self.require_uv)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1464,6 +1467,7 @@ impl TouchWait {
                     .collect();
                 let request = AssertionRequest {
                     rp_id: rp_id.clone(),
+                    client_data: client_data.as_bytes().to_vec(),
                     client_data_hash,
                     allow_list: allow,
                     require_uv,

@@ -160,3 +160,16 @@ fn every_toml_example_in_the_docs_passes_check() {
     }
     assert!(examples >= 10, "{examples}");
 }
+
+#[test]
+fn a_software_security_key_is_flagged_loudly() {
+    let dir = config_dir("[fido2]\nauthenticator = \"software:/var/lib/stepup/softkey.json\"\n");
+    let out = check(dir.path());
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SOFTWARE key") && stdout.contains("tests and demos only"), "{stdout}");
+    let dir = config_dir("[fido2]\nauthenticator = \"usb\"\n");
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected \"hardware\""));
+}

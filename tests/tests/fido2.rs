@@ -198,3 +198,64 @@ fn user_verification_asks_for_the_key_pin() {
     let wrong = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", "1111"], &[]);
     assert_ne!(wrong.code, PAM_SUCCESS, "{}", wrong.stdout);
 }
+
+/// A key registered with pam_u2f long ago (origin pam://oldhost), as
+/// `pamu2fcfg` wrote it: current format (base64 key handle, raw X‖Y key) and
+/// the legacy format (web-safe key handle, hex uncompressed point).
+#[test]
+fn keys_imported_from_pam_u2f_verify_with_their_original_origin() {
+    use stepupd::factors::fido2::authenticator::software::SoftwareAuthenticator;
+    use stepupd::factors::fido2::authenticator::{Authenticator, MakeCredentialRequest};
+    let host = start("");
+    // Make the credentials on the software key, for pam_u2f's origin.
+    let key = SoftwareAuthenticator::open(&host.state).unwrap();
+    let make = |user: &str| {
+        key.make_credential(
+            &MakeCredentialRequest {
+                rp_id: "pam://oldhost".into(),
+                user_name: user.into(),
+                user_id: user.as_bytes().to_vec(),
+                client_data: Vec::new(),
+                client_data_hash: [7; 32],
+                require_uv: false,
+                pin: None,
+            },
+            std::time::Duration::from_secs(2),
+        )
+        .unwrap()
+    };
+    let quinn = make("quinn");
+    let rita = make("rita");
+    let authfile = format!(
+        "quinn:{},{},es256,+presence\nrita:{},{}\n",
+        data_encoding::BASE64.encode(&quinn.credential_id),
+        data_encoding::BASE64.encode(&quinn.public_key[1..]),
+        data_encoding::BASE64URL_NOPAD.encode(&rita.credential_id),
+        data_encoding::HEXLOWER.encode(&rita.public_key),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u2f_mappings");
+    fs::write(&path, authfile).unwrap();
+    let out = host.daemon.ctl(&[
+        "import",
+        "pam-u2f",
+        &path.display().to_string(),
+        "--origin",
+        "pam://oldhost",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for user in ["quinn", "rita"] {
+        let run = drive(&host.pam, user, &["-t", "/dev/pts/9"], &[]);
+        assert_eq!(run.code, PAM_SUCCESS, "{user}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("Touch your security key"),
+            "{}",
+            run.stdout
+        );
+    }
+}

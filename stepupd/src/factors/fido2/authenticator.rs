@@ -45,6 +45,10 @@ pub struct MakeCredentialRequest {
     pub user_name: String,
     /// Opaque user handle (random per enrollment).
     pub user_id: Vec<u8>,
+    /// The client data (WebAuthn's clientDataJSON, or a random challenge);
+    /// `client_data_hash` is its SHA-256. USB keys get the bytes (their
+    /// library hashes them), the software key the hash.
+    pub client_data: Vec<u8>,
     pub client_data_hash: [u8; 32],
     pub require_uv: bool,
     pub pin: Option<Zeroizing<String>>,
@@ -63,6 +67,8 @@ pub struct NewCredential {
 
 pub struct AssertionRequest {
     pub rp_id: String,
+    /// As for [`MakeCredentialRequest::client_data`].
+    pub client_data: Vec<u8>,
     pub client_data_hash: [u8; 32],
     /// Credential ids the key may use (this user's keys for this rpId).
     pub allow_list: Vec<Vec<u8>>,

@@ -39,17 +39,14 @@
 //!   key answers the pending request with KEEPALIVE_CANCEL (or at the key's
 //!   own timeout). The call blocks for at most `timeout` plus ~0.5 s.
 //!
-//! # clientDataHash: READ THIS
+//! # clientDataHash
 //!
-//! ctap-hid-fido2 3.6.1 has no public way to send a clientDataHash: its
-//! argument is a "challenge" that it hashes itself (clientDataHash =
-//! SHA-256(challenge)), and its raw CTAPHID transport is private. The trait
-//! hands us only `client_data_hash`, so it is passed as the challenge and the
-//! key signs authenticatorData ‖ SHA-256(client_data_hash) — see
-//! [`signed_client_data_hash`]. A verifier that checks the signature over
-//! authenticatorData ‖ client_data_hash (as for the software authenticator)
-//! will reject real keys. The fix belongs in the trait: carry the client data
-//! bytes (the clientDataJSON) so this module can pass them as the challenge.
+//! ctap-hid-fido2 takes a "challenge" and hashes it itself (clientDataHash =
+//! SHA-256(challenge)), so this module passes the request's `client_data`
+//! bytes — the clientDataJSON the daemon built — and the key signs
+//! authenticatorData ‖ SHA-256(client_data), which is the request's
+//! `client_data_hash`: the same message the software key signs and the
+//! verifier checks.
 //!
 //! # Untested here
 //!
@@ -71,7 +68,6 @@ use ctap_hid_fido2::public_key::PublicKeyType;
 use ctap_hid_fido2::public_key_credential_user_entity::PublicKeyCredentialUserEntity;
 use ctap_hid_fido2::{FidoKeyHid, HidInfo, LibCfg};
 use p256::ecdsa::{DerSignature, Signature, VerifyingKey};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{
@@ -96,14 +92,6 @@ impl HardwareAuthenticator {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-/// What the key actually signs as clientDataHash when this module is given
-/// `client_data_hash`: SHA-256 of it (ctap-hid-fido2 hashes its "challenge"
-/// argument). The message signed by a real key is authenticatorData ‖
-/// `signed_client_data_hash(client_data_hash)`.
-pub fn signed_client_data_hash(client_data_hash: &[u8; 32]) -> [u8; 32] {
-    Sha256::digest(client_data_hash).into()
 }
 
 /// Run `f`, turning a panic inside ctap-hid-fido2/hidapi into an error.
@@ -382,7 +370,7 @@ impl Authenticator for HardwareAuthenticator {
         let rp_id = request.rp_id.clone();
         let user_name = request.user_name.clone();
         let user_id = request.user_id.clone();
-        let client_data_hash = request.client_data_hash;
+        let client_data = request.client_data.clone();
         let require_uv = request.require_uv;
         let pin = request.pin.clone();
 
@@ -395,7 +383,7 @@ impl Authenticator for HardwareAuthenticator {
                 Some(&user_name),
             );
             // The crate hashes this "challenge" into the clientDataHash.
-            let mut builder = MakeCredentialArgsBuilder::new(&rp_id, &client_data_hash)
+            let mut builder = MakeCredentialArgsBuilder::new(&rp_id, &client_data)
                 .key_type(CredentialSupportedKeyType::Ecdsa256)
                 .user_entity(&user);
             builder = match (plan, pin.as_ref()) {
@@ -439,7 +427,7 @@ impl Authenticator for HardwareAuthenticator {
         let device = open_device()?;
         let rp_id = request.rp_id.clone();
         let allow_list = request.allow_list.clone();
-        let client_data_hash = request.client_data_hash;
+        let client_data = request.client_data.clone();
         let require_uv = request.require_uv;
         let pin: Option<Zeroizing<String>> = request.pin.clone();
 
@@ -447,7 +435,7 @@ impl Authenticator for HardwareAuthenticator {
             let capabilities = Capabilities::query(device)?;
             let plan = plan_uv(capabilities, require_uv, pin.is_some())?;
             // The crate hashes this "challenge" into the clientDataHash.
-            let mut builder = GetAssertionArgsBuilder::new(&rp_id, &client_data_hash);
+            let mut builder = GetAssertionArgsBuilder::new(&rp_id, &client_data);
             for id in &allow_list {
                 builder = builder.add_credential_id(id);
             }
@@ -558,14 +546,6 @@ mod tests {
         assert!(es256_signature_to_der(&[]).is_err());
         assert!(es256_signature_to_der(&[0x30, 0x02, 0x01]).is_err());
         assert!(es256_signature_to_der(&[0u8; 64]).is_err());
-    }
-
-    #[test]
-    fn signed_client_data_hash_is_sha256_of_the_given_hash() {
-        let given = [0x42u8; 32];
-        let expected: [u8; 32] = Sha256::digest(given).into();
-        assert_eq!(signed_client_data_hash(&given), expected);
-        assert_ne!(signed_client_data_hash(&given), given);
     }
 
     #[test]
@@ -714,6 +694,7 @@ mod tests {
         assert_eq!(key.has_pin(), Err(AuthenticatorError::NoDevice));
         let request = AssertionRequest {
             rp_id: "pam://stepup".to_owned(),
+            client_data: Vec::new(),
             client_data_hash: [0; 32],
             allow_list: vec![vec![1; 32]],
             require_uv: false,
@@ -727,6 +708,7 @@ mod tests {
             rp_id: "pam://stepup".to_owned(),
             user_name: "alice".to_owned(),
             user_id: vec![7; 16],
+            client_data: Vec::new(),
             client_data_hash: [0; 32],
             require_uv: false,
             pin: None,

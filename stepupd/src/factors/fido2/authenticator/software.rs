@@ -424,6 +424,7 @@ mod tests {
             rp_id: RP.to_owned(),
             user_name: "alice".to_owned(),
             user_id: vec![7; 16],
+            client_data: Vec::new(),
             client_data_hash: [1; 32],
             require_uv,
             pin: pin.map(|p| Zeroizing::new(p.to_owned())),
@@ -433,6 +434,7 @@ mod tests {
     fn assertion_request(id: &[u8], require_uv: bool, pin: Option<&str>) -> AssertionRequest {
         AssertionRequest {
             rp_id: RP.to_owned(),
+            client_data: Vec::new(),
             client_data_hash: [0x42; 32],
             allow_list: vec![vec![9; 32], id.to_vec()],
             require_uv,
@@ -534,6 +536,7 @@ mod tests {
 
         // A different clientDataHash does not verify with this signature.
         let other = AssertionRequest {
+            client_data: Vec::new(),
             client_data_hash: [0x43; 32],
             ..request
         };
