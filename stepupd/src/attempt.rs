@@ -654,6 +654,15 @@ impl Engine {
                 ("reason", result),
             ],
         );
+        if result == "bad_signature"
+            && let Some(lock_message) = self.count_failure(config, &who.subject)?
+        {
+            let _ = lock(&self.sessions).remove(id, owner);
+            return Ok(Step::done(
+                StepKind::Deny,
+                format!("{message} {lock_message}"),
+            ));
+        }
         // Another method on offer: fall back to it within the same attempt.
         let rest: Vec<Method> = methods
             .into_iter()
@@ -670,7 +679,6 @@ impl Engine {
         session.methods = rest;
         session.touch = None;
         session.stage = Stage::ShowedError;
-        let _ = config;
         Ok(Step {
             session: id.to_owned(),
             kind: StepKind::Error,

@@ -505,7 +505,8 @@ impl Store {
             .query_row(params![user, since, value], |r| r.get(0))?)
     }
 
-    /// Wrong answers (wrong code, replayed code) by `user` at or after `since`.
+    /// Wrong answers (wrong code, replayed code, a key answer whose
+    /// signature does not verify) by `user` at or after `since`.
     pub fn failures_since(&self, user: &str, since: u64) -> Result<u64, StoreError> {
         self.failures_since_after(user, since, 0)
     }
@@ -521,7 +522,7 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT count(*) FROM history WHERE user = ?1 AND time >= ?2 AND id > ?3 AND outcome IN ('wrong_code', 'replay')",
+                "SELECT count(*) FROM history WHERE user = ?1 AND time >= ?2 AND id > ?3 AND outcome IN ('wrong_code', 'replay', 'bad_signature')",
             )?
             .query_row(params![user, since, after_row], |r| r.get(0))?)
     }

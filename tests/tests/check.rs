@@ -167,7 +167,10 @@ fn a_software_security_key_is_flagged_loudly() {
     let out = check(dir.path());
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("SOFTWARE key") && stdout.contains("tests and demos only"), "{stdout}");
+    assert!(
+        stdout.contains("SOFTWARE key") && stdout.contains("tests and demos only"),
+        "{stdout}"
+    );
     let dir = config_dir("[fido2]\nauthenticator = \"usb\"\n");
     let out = check(dir.path());
     assert_eq!(out.status.code(), Some(1));
