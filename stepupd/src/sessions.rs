@@ -36,7 +36,7 @@ pub struct Session {
     /// Wrong answers so far in this attempt.
     pub failures: u32,
     /// The security key request in flight, while `AwaitingTouch`.
-    pub touch: Option<std::sync::Arc<crate::attempt::TouchWait>>,
+    pub touch: Option<std::sync::Arc<crate::factors::fido2::touch::TouchWait>>,
     /// Security keys must verify the user (the rule's `require_uv`).
     pub require_uv: bool,
 }

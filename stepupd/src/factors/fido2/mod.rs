@@ -3,4 +3,5 @@
 //! which is all done in the daemon.
 
 pub mod authenticator;
+pub mod touch;
 pub mod verify;

@@ -1,0 +1,105 @@
+//! `Explain`: a dry run of the policy that records nothing, and the shape
+//! of its answer (JSON over the bus).
+
+use super::*;
+
+impl Engine {
+    /// A dry run of the policy for `ctx` at `at` (default now): every rule
+    /// and condition, the verdict, grace, and the factors that would be
+    /// offered. Changes nothing.
+    pub fn explain(
+        &self,
+        ctx: AttemptContext,
+        at: Option<Timestamp>,
+    ) -> Result<Explanation, DaemonError> {
+        let config = self.config();
+        let origin = self.origin_of(&config, &ctx);
+        let subject = subject_of(&config, &ctx).to_owned();
+        let attempt = Attempt {
+            context: &ctx,
+            subject: &subject,
+            origin: &origin,
+            now: at.unwrap_or_else(Timestamp::now),
+        };
+        let mut lookups = StoreLookups::new(&self.store);
+        let (rule, rules) =
+            policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let enrolled: Vec<EnrolledFactor> = lock(&self.store)
+            .list(&subject)
+            .map_err(failed)?
+            .into_iter()
+            .map(|c| EnrolledFactor {
+                offered: rule.action == Action::StepUp
+                    && rule.methods.iter().any(|m| m.as_str() == c.method),
+                id: c.id,
+                method: c.method,
+                label: c.label,
+            })
+            .collect();
+        let verdict = if rule.report_only {
+            format!("allow (report-only; would {})", rule.action.as_str())
+        } else if rule.action == Action::StepUp && grace.is_some() {
+            "allow (grace from an earlier step-up)".to_owned()
+        } else {
+            rule.action.as_str().to_owned()
+        };
+        Ok(Explanation {
+            at: attempt.now.to_string(),
+            service: ctx.service.clone(),
+            user: ctx.user.clone(),
+            ruser: ctx.ruser.clone(),
+            tty: ctx.tty.clone(),
+            subject: subject.clone(),
+            origin: origin.clone(),
+            rules,
+            decided_by: rule.name.clone(),
+            action: rule.action.as_str().to_owned(),
+            report_only: rule.report_only,
+            verdict,
+            message: (rule.action == Action::Deny).then(|| rule.message.clone()),
+            methods: rule.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+            grace: rule.grace.to_string(),
+            grace_scope: rule.grace_scope.as_str().to_owned(),
+            grace_applies: grace.is_some(),
+            max_tries: rule.max_tries,
+            enrolled,
+            policy_hash: config.hash.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrolledFactor {
+    pub id: String,
+    pub method: String,
+    pub label: String,
+    /// Would the deciding rule offer this factor?
+    pub offered: bool,
+}
+
+/// What `stepupctl explain` shows (serialized as JSON over the bus).
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub at: String,
+    pub service: String,
+    pub user: String,
+    pub ruser: String,
+    pub tty: String,
+    pub subject: String,
+    pub origin: Origin,
+    pub rules: Vec<RuleTrace>,
+    pub decided_by: String,
+    pub action: String,
+    pub report_only: bool,
+    /// What the module would actually get.
+    pub verdict: String,
+    pub message: Option<String>,
+    pub methods: Vec<String>,
+    pub grace: String,
+    pub grace_scope: String,
+    pub grace_applies: bool,
+    pub max_tries: u32,
+    pub enrolled: Vec<EnrolledFactor>,
+    pub policy_hash: String,
+}
