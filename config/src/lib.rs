@@ -255,6 +255,23 @@ impl Default for Fido2Settings {
     }
 }
 
+/// `[audit]`: where events go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// journald's native socket; when it does not exist, events go to
+    /// syslog and standard error as `key=value` lines.
+    pub journal_socket: PathBuf,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            journal_socket: PathBuf::from("/run/systemd/journal/socket"),
+        }
+    }
+}
+
 /// `[history]`: how long the daemon keeps authentication history.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -482,6 +499,8 @@ struct MainFile {
     #[serde(default)]
     fido2: Fido2Settings,
     #[serde(default)]
+    audit: AuditSettings,
+    #[serde(default)]
     subject: BTreeMap<String, SubjectItem>,
     #[serde(default)]
     defaults: RawDefaults,
@@ -508,6 +527,7 @@ pub struct Config {
     pub history: HistorySettings,
     pub recovery: RecoverySettings,
     pub fido2: Fido2Settings,
+    pub audit: AuditSettings,
     /// Service → whose factor; services not listed use PAM_USER.
     pub subject: BTreeMap<String, SubjectItem>,
     pub defaults: Defaults,
@@ -621,6 +641,7 @@ impl Config {
             history: main.history,
             recovery: main.recovery,
             fido2: main.fido2,
+            audit: main.audit,
             subject,
             defaults,
             rules,

@@ -29,9 +29,13 @@ pub fn format(severity: Severity, message: &str) -> String {
     )
 }
 
-/// Best effort: with no syslog daemon there is nobody to tell.
+/// Best effort: with no syslog daemon there is nobody to tell. The send
+/// never blocks: a stuck or slow syslog daemon (a full /dev/log queue) must
+/// not hang sudo or sshd, so the line is dropped instead.
 pub fn log(severity: Severity, message: &str) {
-    if let Ok(socket) = UnixDatagram::unbound() {
+    if let Ok(socket) = UnixDatagram::unbound()
+        && socket.set_nonblocking(true).is_ok()
+    {
         let _ = socket.send_to(format(severity, message).as_bytes(), DEV_LOG);
     }
 }

@@ -33,6 +33,8 @@ pub enum StartError {
         #[source]
         source: zbus::Error,
     },
+    #[error("{0}")]
+    Audit(#[from] audit::AuditError),
     #[error("signals: {0}")]
     Signals(#[from] std::io::Error),
 }
@@ -40,6 +42,7 @@ pub enum StartError {
 pub async fn run(options: Options) -> Result<(), StartError> {
     let config = Config::load_dir(&options.config_dir)?;
     let store = Store::open(&options.state_dir)?;
+    let chain_resumed = audit::init(&options.state_dir, &config.audit.journal_socket)?;
     let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()));
     let bus_err = |source| StartError::Bus {
         address: options.bus_address.clone(),
@@ -85,6 +88,10 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             ("version", env!("CARGO_PKG_VERSION")),
             ("config_dir", &options.config_dir.display().to_string()),
             ("state_dir", &options.state_dir.display().to_string()),
+            (
+                "chain_resumed",
+                if chain_resumed { "true" } else { "false" },
+            ),
         ],
     );
 
@@ -130,6 +137,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let _ = connection.release_name(BUS_NAME).await;
     engine.shutdown();
     audit::event("daemon_stopped", &[]);
+    audit::finish();
     Ok(())
 }
 

@@ -635,3 +635,77 @@ pub fn under_pty(command: &[&str], answers: &[&str], env: &[(&str, &str)]) -> (S
         .unwrap_or(-1);
     (transcript, status)
 }
+
+// ---------------------------------------------------------------- journald
+
+/// A real `systemd-journald`, started by hand in a journal namespace of its
+/// own (`/run/systemd/journal.NS/socket`), so tests neither touch nor see the
+/// host's journal and can run side by side.
+pub struct Journald {
+    child: Child,
+    pub namespace: String,
+}
+
+impl Journald {
+    pub fn start() -> Self {
+        let namespace = format!("stepuptest{}", random_suffix());
+        let child = Command::new("/lib/systemd/systemd-journald")
+            .arg(&namespace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-journald (package systemd)");
+        let journald = Self { child, namespace };
+        let socket = journald.socket();
+        wait_until("journald socket", Duration::from_secs(10), || {
+            socket.exists()
+        });
+        journald
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(format!("/run/systemd/journal.{}/socket", self.namespace))
+    }
+
+    /// stepupd's entries as `journalctl -o json` lines, waiting until at
+    /// least `min` are there.
+    pub fn stepupd_json(&self, min: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let out = Command::new("journalctl")
+                .args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=stepupd"])
+                .arg(format!("--namespace={}", self.namespace))
+                .output()
+                .unwrap();
+            let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= min || start.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Signal::SIGTERM);
+        let _ = fs::remove_dir_all(format!("/run/systemd/journal.{}", self.namespace));
+        for dir in ["/run/log/journal", "/var/log/journal"] {
+            if let Ok(entries) = fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(&format!(".{}", self.namespace))
+                    {
+                        let _ = fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+        }
+    }
+}

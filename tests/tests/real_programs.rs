@@ -140,7 +140,10 @@ fn su_asks_the_caller_for_their_own_factor_and_ignores_their_bus_address() {
     // The target was root, the factor was the caller's.
     let log = daemon.log();
     assert!(
-        log.contains(&format!("user=root subject={} service=su", caller.name)),
+        log.contains(&format!(
+            "user=root ruser={u} subject={u} service=su",
+            u = caller.name
+        )),
         "{log}"
     );
     assert!(

@@ -419,3 +419,25 @@ fn setcred_succeeds() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_stuck_syslog_never_hangs_the_module_or_the_daemon() {
+    let bus = Bus::start(BusPolicy::Shipped);
+    let mut capture = SyslogCapture::start();
+    capture.stall();
+    // Fill /dev/log's queue so that a blocking send would wait forever.
+    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    while filler.send_to(b"<14>filler: x", "/dev/log").is_ok() {}
+
+    let down = PamService::new(&format!("bus={} timeout=1", bus.address));
+    let run = drive(&down, "bob", &[], &[]);
+    assert_eq!(run.code, PAM_AUTHINFO_UNAVAIL);
+    assert!(run.elapsed < Duration::from_secs(8), "{:?}", run.elapsed);
+
+    let daemon = Daemon::start(&bus, POLICY);
+    let pam = PamService::new(&format!("bus={} timeout=5", bus.address));
+    let run = drive(&pam, "alice", &[], &[]);
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(daemon.log().contains("event=decision user=alice"));
+}

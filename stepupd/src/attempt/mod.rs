@@ -284,6 +284,7 @@ impl Engine {
             "decision",
             &[
                 ("user", &ctx.user),
+                ("ruser", &ctx.ruser),
                 ("subject", &subject),
                 ("service", &ctx.service),
                 ("tty", &ctx.tty),

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long, default_value = "/etc/stepup")]
         config_dir: PathBuf,
     },
+    /// The audit trail
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Find what would bypass or skip step-up: sudo's timestamp, PAM stacks
     /// without pam_stepup or with a way around it (offline; exit 1 on errors)
     Doctor {
@@ -88,6 +93,25 @@ enum Command {
         /// PAM services to check (default: sudo, su, sshd — those present)
         #[arg(long = "service")]
         services: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the chain of stepupd's events: gaps, reordering, edits (offline; exit 1 on any)
+    Verify {
+        /// Where the host's audit key is
+        #[arg(long, default_value = "/var/lib/stepup")]
+        state_dir: PathBuf,
+        /// Read a `journalctl -o json` export instead of the journal
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Passed to journalctl --since
+        #[arg(long)]
+        since: Option<String>,
+        /// Passed to journalctl --namespace
+        #[arg(long)]
+        namespace: Option<String>,
     },
 }
 
@@ -142,6 +166,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Audit {
+        action:
+            AuditAction::Verify {
+                state_dir,
+                file,
+                since,
+                namespace,
+            },
+    } = &cli.command
+    {
+        return audit_verify(
+            state_dir,
+            file.as_deref(),
+            since.as_deref(),
+            namespace.as_deref(),
+        );
+    }
     if let Command::Doctor {
         config_dir,
         pam_dir,
@@ -311,11 +352,66 @@ fn run(cli: Cli) -> Result<()> {
                     print!("{}", render_explanation(&value));
                 }
             }
-            Command::Check { .. } | Command::Doctor { .. } => unreachable!("handled above"),
+            Command::Check { .. } | Command::Doctor { .. } | Command::Audit { .. } => {
+                unreachable!("handled above")
+            }
         }
         drop(connection);
         Ok(())
     })
+}
+
+/// `stepupctl audit verify`.
+fn audit_verify(
+    state_dir: &std::path::Path,
+    file: Option<&std::path::Path>,
+    since: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<()> {
+    let key = stepupd::audit::read_key(state_dir)?;
+    let text = match file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => {
+            let mut journalctl = std::process::Command::new("journalctl");
+            journalctl.args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=stepupd"]);
+            if let Some(since) = since {
+                journalctl.arg(format!("--since={since}"));
+            }
+            if let Some(namespace) = namespace {
+                journalctl.arg(format!("--namespace={namespace}"));
+            }
+            let out = journalctl.output().context("running journalctl")?;
+            anyhow::ensure!(
+                out.status.success(),
+                "journalctl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let report = stepupd::audit::verify(&key, text.lines().map(str::to_owned));
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    anyhow::ensure!(report.events > 0, "no stepupd events found");
+    anyhow::ensure!(
+        report.problems.is_empty(),
+        "{} problem(s) in {} event(s): the audit trail was altered",
+        report.problems.len(),
+        report.events
+    );
+    println!(
+        "ok: {} event(s), seq {}..{}, chain intact",
+        report.events,
+        report.first_seq.unwrap_or(0),
+        report.last_seq.unwrap_or(0)
+    );
+    Ok(())
 }
 
 /// `stepupctl doctor`: prints findings, fails (exit 1) if any is an error.
