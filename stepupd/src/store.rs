@@ -826,24 +826,18 @@ mod tests {
             method: "totp".into(),
             outcome: outcome.into(),
         };
-        store
-            .record(&entry(100, "alice", "/dev/pts/1", "", "success"))
-            .unwrap();
-        store
-            .record(&entry(200, "alice", "/dev/pts/2", "10.0.0.1", "success"))
-            .unwrap();
-        store
-            .record(&entry(250, "alice", "/dev/pts/2", "", "wrong_code"))
-            .unwrap();
-        store
-            .record(&entry(260, "alice", "/dev/pts/2", "", "replay"))
-            .unwrap();
-        store
-            .record(&entry(270, "alice", "/dev/pts/2", "", "cancelled"))
-            .unwrap();
-        store
-            .record(&entry(300, "bob", "/dev/pts/1", "", "success"))
-            .unwrap();
+        for (time, user, tty, rhost, outcome) in [
+            (100, "alice", "/dev/pts/1", "", "success"),
+            (200, "alice", "/dev/pts/2", "10.0.0.1", "success"),
+            (250, "alice", "/dev/pts/2", "", "wrong_code"),
+            (260, "alice", "/dev/pts/2", "", "replay"),
+            (270, "alice", "/dev/pts/2", "", "cancelled"),
+            (300, "bob", "/dev/pts/1", "", "success"),
+        ] {
+            store
+                .record(&entry(time, user, tty, rhost, outcome))
+                .unwrap();
+        }
         assert_eq!(store.last_success("alice", 0, None).unwrap(), Some(200));
         assert_eq!(store.last_success("alice", 201, None).unwrap(), None);
         assert_eq!(

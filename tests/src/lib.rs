@@ -345,6 +345,22 @@ impl Daemon {
             .unwrap()
     }
 
+    /// `stepupctl recovery-codes USER`: the codes it printed.
+    pub fn recovery_codes(&self, user: &str) -> Vec<String> {
+        let out = self.ctl(&["recovery-codes", user]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn enroll_totp(&self, user: &str, secret: &str) {
         let out = self.ctl(&["enroll", "totp", user, "--secret", secret, "--no-qr"]);
         assert!(

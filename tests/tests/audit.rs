@@ -100,7 +100,7 @@ fn events_reach_journald_with_stable_fields_and_no_secrets() {
     }
 
     // No code, secret or recovery code anywhere in what was logged.
-    let codes = recovery(&daemon, "bob");
+    let codes = daemon.recovery_codes("bob");
     let everything = format!("{}\n{}", lines.join("\n"), daemon.log());
     for needle in [secret.as_str(), &wrong, &right]
         .into_iter()
@@ -108,16 +108,6 @@ fn events_reach_journald_with_stable_fields_and_no_secrets() {
     {
         assert!(!everything.contains(needle), "{needle} was logged");
     }
-}
-
-fn recovery(daemon: &Daemon, user: &str) -> Vec<String> {
-    let out = daemon.ctl(&["recovery-codes", user]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]

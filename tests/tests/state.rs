@@ -98,27 +98,12 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn recovery_codes(daemon: &Daemon, user: &str) -> Vec<String> {
-    let out = daemon.ctl(&["recovery-codes", user]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn recovery_codes_work_once_and_regenerating_invalidates_the_old_set() {
     let (_bus, daemon, pam) = start(
         "[lockout]\ndeny = 0\n[defaults]\naction = \"step_up\"\nmethods = [\"totp\", \"recovery\"]\nmax_tries = 2\n",
     );
-    let codes = recovery_codes(&daemon, "dan");
+    let codes = daemon.recovery_codes("dan");
     assert_eq!(codes.len(), 10);
     // Stored only as hashes: the codes are in neither the log nor the database file.
     let db = std::fs::read(daemon.state_dir.path().join("stepup.db")).unwrap();
@@ -142,7 +127,7 @@ fn recovery_codes_work_once_and_regenerating_invalidates_the_old_set() {
     assert_eq!(drive(&pam, "dan", &["-a", &loose], &[]).code, PAM_SUCCESS);
 
     // A new set invalidates the old one.
-    let fresh = recovery_codes(&daemon, "dan");
+    let fresh = daemon.recovery_codes("dan");
     assert_ne!(drop_dashes(&fresh[0]), drop_dashes(&codes[2]));
     let old = drive(&pam, "dan", &["-a", &codes[2], "-a", &codes[3]], &[]);
     assert_ne!(old.code, PAM_SUCCESS, "{}", old.stdout);
@@ -162,7 +147,7 @@ fn recovery_codes_are_offered_only_where_policy_lists_them() {
     let (_bus, daemon, pam) = start("[defaults]\naction = \"step_up\"\nmethods = [\"totp\"]\n");
     let secret = random_secret();
     daemon.enroll_totp("eve", &secret);
-    let codes = recovery_codes(&daemon, "eve");
+    let codes = daemon.recovery_codes("eve");
     let run = drive(
         &pam,
         "eve",
@@ -179,7 +164,7 @@ fn recovery_codes_are_offered_only_where_policy_lists_them() {
     let (_bus2, daemon2, pam2) =
         start("[defaults]\naction = \"step_up\"\nmethods = [\"totp\", \"recovery\"]\n");
     daemon2.enroll_totp("eve", &secret);
-    let codes = recovery_codes(&daemon2, "eve");
+    let codes = daemon2.recovery_codes("eve");
     let run = drive(&pam2, "eve", &["-a", &codes[4]], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
     assert!(
