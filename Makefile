@@ -2,7 +2,7 @@
 CARGO ?= cargo
 AUTO ?=
 
-.PHONY: all build deps test demo lint clean bench
+.PHONY: all build deps test demo lint clean bench release deb rpm packages package-test fuzz
 
 all: build
 
@@ -19,6 +19,41 @@ build: deps
 test: build
 	@[ "$$(id -u)" -eq 0 ] || { echo "make test: run as root (the end-to-end tests use real PAM, sudo and su)"; exit 1; }
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
+	$(MAKE) package-test
+
+# Packages (release build). The module comes from another crate of the
+# workspace, so it is built and stripped first; cargo-deb and
+# cargo-generate-rpm then take everything from stepupd's metadata.
+PKG_STAGE := target/package
+
+release: deps
+	$(CARGO) build --release --locked -p stepupd -p pam_stepup
+	mkdir -p $(PKG_STAGE)
+	for f in libpam_stepup.so stepupd stepupctl; do \
+	  strip --strip-unneeded -o $(PKG_STAGE)/$${f#lib} target/release/$$f; done
+	mkdir -p $(PKG_STAGE)/man
+	for page in packaging/man/*.[58]; do \
+	  gzip -9n -c $$page > $(PKG_STAGE)/man/$${page##*/}.gz; done
+
+deb: release
+	$(CARGO) deb -p stepupd --no-build --locked -o target/debian/
+	@ls target/debian/*.deb
+
+rpm: release
+	mkdir -p target/generate-rpm
+	$(CARGO) generate-rpm -p stepupd -o target/generate-rpm/
+	@ls target/generate-rpm/*.rpm
+
+packages: deb rpm
+
+# Installs the deb system-wide (refusing where stepup is already installed),
+# drives sudo, su and sshd through it, then purges it; lintian on the deb;
+# the rpm's file set against the deb's.
+package-test: packages
+	@[ "$$(id -u)" -eq 0 ] || { echo "make package-test: run as root"; exit 1; }
+	STEPUP_DEB=$$(ls -t $(CURDIR)/target/debian/stepup_*.deb | head -n1) \
+	STEPUP_RPM=$$(ls -t $(CURDIR)/target/generate-rpm/stepup-*.rpm | head -n1) \
+	$(CARGO) nextest run -p stepup-tests --test package --run-ignored only --locked --no-fail-fast
 
 # A guided tour on a built-in demo policy in a sandbox: private bus, private
 # stepupd, a new /etc/pam.d/stepup-demo-* removed on exit. AUTO=1 runs it
@@ -38,3 +73,11 @@ clean:
 bench: deps
 	bench/auth_cost.sh
 	$(CARGO) bench -p stepupd --bench policy
+
+# Fuzz every target (config, policy, importers, FIDO2 verifier, daemon
+# requests) for FUZZ_SECONDS each with cargo-fuzz (installed if missing; on
+# stable via RUSTC_BOOTSTRAP=1); summary in fuzz/last-run.md. See fuzz/README.md.
+FUZZ_SECONDS ?= 20
+FUZZ_SANITIZER ?= address
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SANITIZER=$(FUZZ_SANITIZER) fuzz/run.sh

@@ -8,7 +8,10 @@ packages=(
   dbus                                      # dbus-daemon for the private test bus
   pamtester oathtool                        # real libpam driver, independent TOTP
   sudo python3-pexpect                      # real sudo/su under a pseudo-terminal
-  binutils util-linux passwd                # nm, setpriv/unshare, useradd
+  binutils util-linux passwd groff-base valgrind     # nm, setpriv/unshare, useradd; man page rendering; leak checks
+  openssh-server openssh-client             # package test: ssh to an sshd on 127.0.0.1
+  lintian rpm                               # package test: lintian on the deb, rpm -qpl on the rpm
+  faketime                                  # libfaketime: move stepupd's clock in the faults tests
 )
 command -v busctl >/dev/null 2>&1 || packages+=(systemd)
 
@@ -28,3 +31,6 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found (install Rust with rustup)" >&2; exit 1; }
 # The test runner (each test in its own process, one summary line).
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+# The packagers (make deb / make rpm).
+cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
+cargo generate-rpm --version >/dev/null 2>&1 || cargo install cargo-generate-rpm --locked

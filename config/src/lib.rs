@@ -144,6 +144,10 @@ pub enum SubjectItem {
     Ruser,
 }
 
+/// `[daemon] max_sessions_per_caller` when unset. pam_stepup holds one
+/// attempt per connection; a few more leave room for a client that retries.
+pub const DEFAULT_MAX_SESSIONS_PER_CALLER: usize = 4;
+
 /// `[daemon]`: how the daemon runs attempts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -152,6 +156,9 @@ pub struct DaemonSettings {
     pub session_timeout: Span,
     /// Attempts open at once across all callers; more are refused.
     pub max_sessions: usize,
+    /// Attempts open at once for one bus connection (one PAM call holds one
+    /// at a time); more are refused, so one caller cannot fill the table.
+    pub max_sessions_per_caller: usize,
     /// Where login sessions are recorded (their source address and start).
     pub utmp: PathBuf,
 }
@@ -161,6 +168,7 @@ impl Default for DaemonSettings {
         Self {
             session_timeout: Span(std::time::Duration::from_secs(120)),
             max_sessions: 256,
+            max_sessions_per_caller: DEFAULT_MAX_SESSIONS_PER_CALLER,
             utmp: PathBuf::from("/var/run/utmp"),
         }
     }
@@ -676,6 +684,14 @@ impl Config {
                 "[daemon] session_timeout and max_sessions must be greater than 0".into(),
             ));
         }
+        if self.daemon.max_sessions_per_caller == 0
+            || self.daemon.max_sessions_per_caller > self.daemon.max_sessions
+        {
+            return Err(whole_file(format!(
+                "[daemon] max_sessions_per_caller must be 1..max_sessions ({})",
+                self.daemon.max_sessions
+            )));
+        }
         if self.defaults.max_tries == 0 || self.totp.window > 10 {
             return Err(whole_file(
                 "[defaults] max_tries must be at least 1 and [totp] window at most 10".into(),
@@ -1024,6 +1040,33 @@ mod tests {
             // Not root: every file we create is owned by us, so it is refused.
             let err = Config::load_dir(dir.path()).unwrap_err();
             assert!(err.to_string().contains("not root"), "{err}");
+        }
+    }
+
+    #[test]
+    fn per_caller_session_cap_defaults_and_is_validated() {
+        let config = parse_main("").expect("empty config");
+        assert_eq!(
+            config.daemon.max_sessions_per_caller,
+            DEFAULT_MAX_SESSIONS_PER_CALLER
+        );
+        let shipped = parse_main(DEFAULT_CONFIG).expect("default config");
+        assert_eq!(
+            shipped.daemon.max_sessions_per_caller,
+            DEFAULT_MAX_SESSIONS_PER_CALLER
+        );
+        let config = parse_main("[daemon]\nmax_sessions = 10\nmax_sessions_per_caller = 10\n")
+            .expect("equal to the total is fine");
+        assert_eq!(config.daemon.max_sessions_per_caller, 10);
+        for bad in [
+            "[daemon]\nmax_sessions_per_caller = 0\n",
+            "[daemon]\nmax_sessions = 10\nmax_sessions_per_caller = 11\n",
+        ] {
+            let err = parse_main(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("max_sessions_per_caller"),
+                "{bad}: {err}"
+            );
         }
     }
 

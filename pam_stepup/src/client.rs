@@ -41,10 +41,27 @@ impl BusLink {
             .build()
             .await
             .map_err(|e| unavailable("bus", e))?;
-        let owner = dbus
-            .get_name_owner(BusName::try_from(BUS_NAME).map_err(|e| unavailable("bus name", e))?)
-            .await
-            .map_err(|e| unavailable("stepupd is not running", e))?;
+        let name = BusName::try_from(BUS_NAME).map_err(|e| unavailable("bus name", e))?;
+        let owner = match dbus.get_name_owner(name.clone()).await {
+            Ok(owner) => owner,
+            // Nobody owns the name: ask the bus to start stepupd (D-Bus
+            // activation, through systemd where it runs), then look again.
+            // Asking for the owner first never activates anything, and the
+            // owner check below must see the started daemon's own name.
+            Err(zbus::fdo::Error::NameHasNoOwner(_)) => {
+                let well_known = zbus::names::WellKnownName::try_from(BUS_NAME)
+                    .map_err(|e| unavailable("bus name", e))?;
+                dbus.start_service_by_name(well_known, 0)
+                    .await
+                    .map_err(|e| {
+                        unavailable("stepupd is not running and could not be started", e)
+                    })?;
+                dbus.get_name_owner(name)
+                    .await
+                    .map_err(|e| unavailable("stepupd is not running", e))?
+            }
+            Err(e) => return Err(unavailable("stepupd is not running", e)),
+        };
         let uid = dbus
             .get_connection_unix_user(BusName::Unique(owner.clone().into()))
             .await

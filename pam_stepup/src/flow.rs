@@ -58,6 +58,10 @@ pub enum Outcome {
 /// A daemon that never ends the attempt is a broken daemon.
 pub const MAX_STEPS: usize = 64;
 
+/// The longest answer relayed (the daemon refuses longer ones too): codes
+/// are 6–8 digits, recovery codes 11 characters, a key PIN at most 63 bytes.
+pub const MAX_ANSWER_LEN: usize = 1024;
+
 pub async fn relay(
     daemon: &mut impl DaemonLink,
     prompter: &mut impl Prompter,
@@ -102,6 +106,14 @@ pub async fn relay(
             daemon.cancel(&session).await;
             return Outcome::ConversationFailed;
         };
+        if answer.len() > MAX_ANSWER_LEN {
+            // Not sent: it cannot be right, and it is not a guess to count.
+            daemon.cancel(&session).await;
+            return Outcome::Refused(format!(
+                "the answer is {} bytes (at most {MAX_ANSWER_LEN})",
+                answer.len()
+            ));
+        }
         match daemon.respond(&session, &answer).await {
             Ok((next_kind, next_text)) => {
                 kind = next_kind;
@@ -285,6 +297,26 @@ mod tests {
             Outcome::Unavailable(_)
         ));
         assert_eq!(daemon.answers.len(), MAX_STEPS);
+    }
+
+    #[test]
+    fn oversized_answer_is_not_sent_and_ends_the_attempt() {
+        static HUGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let huge: &'static str = HUGE.get_or_init(|| "1".repeat(MAX_ANSWER_LEN + 1));
+        let mut daemon = Script {
+            begin: Some(Ok(("s".into(), "prompt_secret".into(), "Code: ".into()))),
+            ..Default::default()
+        };
+        let mut user = User {
+            answers: [Some(huge)].into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            run(&mut daemon, &mut user),
+            Outcome::Refused(ref why) if why.contains("bytes")
+        ));
+        assert!(daemon.answers.is_empty());
+        assert_eq!(daemon.cancelled, ["s"]);
     }
 
     #[test]

@@ -53,11 +53,20 @@ impl PamHooks for PamStepup {
     }
 }
 
-struct Conversation<'a>(Conv<'a>);
+struct Conversation<'a> {
+    conv: Conv<'a>,
+    /// The daemon opened a session and showed something (a prompt, a touch
+    /// request, an error) for it: this attempt was asked for a step-up.
+    challenged: bool,
+}
 
 impl Conversation<'_> {
-    fn ask(&self, style: i32, text: &str) -> Result<Zeroizing<String>, ConversationFailed> {
-        let reply = self.0.send(style, text).map_err(|_| ConversationFailed)?;
+    fn ask(&mut self, style: i32, text: &str) -> Result<Zeroizing<String>, ConversationFailed> {
+        self.challenged = true;
+        let reply = self
+            .conv
+            .send(style, text)
+            .map_err(|_| ConversationFailed)?;
         Ok(Zeroizing::new(match reply {
             // A code is ASCII; anything else will simply not match.
             Some(bytes) => String::from_utf8_lossy(bytes.as_bytes()).into_owned(),
@@ -145,7 +154,10 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
         );
         return PamResultCode::PAM_CONV_ERR;
     };
-    let mut prompter = Conversation(conv);
+    let mut prompter = Conversation {
+        conv,
+        challenged: false,
+    };
 
     // Everything bus-related happens inside this one call and is dropped
     // before it returns, so no thread or socket outlives the PAM call.
@@ -178,6 +190,22 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
                 &format!("stepupd refused the attempt: {why}"),
             );
             PamResultCode::PAM_AUTH_ERR
+        }
+        // failmode=safe covers a daemon that could not be asked. An attempt
+        // the daemon already challenged is known to need a step-up: losing
+        // the daemon now (killed, hung, restarted) must not turn that into a
+        // pass, or stopping the daemon mid-prompt would skip the factor.
+        Outcome::Unavailable(why) if args.failmode == FailMode::Safe && prompter.challenged => {
+            syslog::log(
+                Severity::Err,
+                &format!(
+                    "step-up lost mid-challenge, failing closed although failmode=safe for user {} service {}: {why}",
+                    context[keys::USER],
+                    context[keys::SERVICE]
+                ),
+            );
+            let _ = prompter.error("Step-up authentication is unavailable.");
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
         }
         Outcome::Unavailable(why) => match args.failmode {
             FailMode::Secure => {

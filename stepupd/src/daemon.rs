@@ -1,6 +1,8 @@
 //! Running the daemon: load config and store (refusing to start on either's
 //! error), own the bus name, serve until SIGTERM; SIGHUP reloads the policy
-//! and keeps the old one if the new one is invalid.
+//! and keeps the old one if the new one is invalid. If the bus connection
+//! drops (dbus-daemon stopped or restarted) the daemon exits with failure
+//! so that its service manager starts it again on the new bus.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +35,10 @@ pub enum StartError {
         #[source]
         source: zbus::Error,
     },
+    #[error(
+        "lost the connection to the bus {address} (dbus-daemon stopped or restarted); exiting with failure so that the service manager restarts stepupd"
+    )]
+    BusLost { address: String },
     #[error("{0}")]
     Audit(#[from] audit::AuditError),
     #[error("signals: {0}")]
@@ -125,19 +131,36 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    loop {
+    // Without its bus the daemon can serve nobody and never learns that a
+    // new dbus-daemon came up; reconnecting would need the name, the object
+    // server and the owner watch set up again while every session (bound to
+    // unique names on the old bus) is gone anyway. Exiting non-zero lets
+    // systemd (Restart=on-failure) start a fresh daemon on the new bus.
+    let bus_lost = loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break false,
+            _ = int.recv() => break false,
             _ = hup.recv() => { let _ = engine.reload(); }
+            () = connection.closed() => break true,
         }
-    }
+    };
     watcher.abort();
     expiry.abort();
-    let _ = connection.release_name(BUS_NAME).await;
+    if !bus_lost {
+        let _ = connection.release_name(BUS_NAME).await;
+    }
     engine.shutdown();
-    audit::event("daemon_stopped", &[]);
+    if bus_lost {
+        audit::event("daemon_stopped", &[("reason", "bus connection lost")]);
+    } else {
+        audit::event("daemon_stopped", &[]);
+    }
     audit::finish();
+    if bus_lost {
+        return Err(StartError::BusLost {
+            address: options.bus_address.clone(),
+        });
+    }
     Ok(())
 }
 

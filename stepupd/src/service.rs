@@ -58,6 +58,10 @@ impl Daemon1 {
         }
         let context = AttemptContext::from_wire(context)
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
+        check_account_name("user", &context.user)?;
+        if !context.ruser.is_empty() {
+            check_account_name("ruser", &context.ruser)?;
+        }
         let step = self.engine.begin(&sender_name(&header)?, context)?;
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
@@ -71,6 +75,15 @@ impl Daemon1 {
         let answer = Zeroizing::new(answer);
         require_root(&self.dbus, &header).await?;
         let owner = sender_name(&header)?;
+        if answer.len() > MAX_ANSWER_LEN {
+            // No code, recovery code or PIN is this long: end the attempt
+            // without checking (or hashing) it; it is not a wrong guess.
+            let _ = self.engine.cancel(&owner, &session);
+            return Err(DaemonError::InvalidArgument(format!(
+                "answer is {} bytes (at most {MAX_ANSWER_LEN}); the attempt is over",
+                answer.len()
+            )));
+        }
         let step = self
             .blocking(move |engine| engine.respond(&owner, &session, answer))
             .await?;
@@ -268,6 +281,34 @@ impl Daemon1 {
     }
 }
 
+/// The longest answer checked: TOTP codes are 6–8 digits, recovery codes 11
+/// characters, a security key PIN at most 63 bytes (CTAP2).
+pub const MAX_ANSWER_LEN: usize = 1024;
+
+/// The longest user name looked at (glibc's LOGIN_NAME_MAX).
+pub const MAX_ACCOUNT_NAME_LEN: usize = 256;
+
+/// A name that cannot be an account (no passwd entry can hold it) is refused
+/// before the policy sees it, so nothing is recorded for it. Control
+/// characters and over-long values were already refused by the context;
+/// whitespace and backslashes stay allowed (directory users such as
+/// `DOMAIN\first last`).
+fn check_account_name(key: &str, name: &str) -> Result<(), DaemonError> {
+    let ok = name.len() <= MAX_ACCOUNT_NAME_LEN
+        && !name.starts_with('-')
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', ':']);
+    if ok {
+        Ok(())
+    } else {
+        Err(DaemonError::InvalidArgument(format!(
+            "{key} is not a possible account name ({} bytes)",
+            name.len()
+        )))
+    }
+}
+
 /// `--at` for explain: an RFC 3339 instant, or a civil date-time in `tz`.
 fn parse_time(text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp, DaemonError> {
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
@@ -281,4 +322,27 @@ fn parse_time(text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp, Da
                 "--at {text:?}: {e} (expected e.g. 2026-11-23T03:00:00Z or \"2026-11-23 03:00\")"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_account_names_are_refused() {
+        for bad in [
+            "../etc",
+            "a/b",
+            "root:x",
+            "-rf",
+            ".",
+            "..",
+            &"x".repeat(257),
+        ] {
+            assert!(check_account_name("user", bad).is_err(), "{bad:?}");
+        }
+        for good in ["alice", "DOMAIN\\first last", "a.b-c_d$", &"x".repeat(256)] {
+            assert!(check_account_name("user", good).is_ok(), "{good:?}");
+        }
+    }
 }

@@ -41,17 +41,48 @@ pub struct Session {
     pub require_uv: bool,
 }
 
+impl Session {
+    /// What is kept of an expired session: enough for the engine to see it
+    /// is past its deadline and end it; no key request.
+    fn tombstone(&self) -> Self {
+        Self {
+            owner: self.owner.clone(),
+            deadline: self.deadline,
+            who: self.who.clone(),
+            rule: self.rule.clone(),
+            methods: self.methods.clone(),
+            max_tries: self.max_tries,
+            stage: self.stage,
+            failures: self.failures,
+            touch: None,
+            require_uv: self.require_uv,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
     #[error("too many attempts in progress ({0}); try again shortly")]
     Full(usize),
+    #[error("too many attempts in progress on this connection ({0})")]
+    CallerFull(usize),
     #[error("no such session")]
     NotFound,
 }
 
+/// Expired sessions remembered for a late answer, at most.
+pub const MAX_EXPIRED_REMEMBERED: usize = 1024;
+
 #[derive(Default)]
 pub struct SessionTable {
     sessions: HashMap<String, Session>,
+    /// Sessions past their deadline that [`take_expired`](Self::take_expired)
+    /// took (and the engine recorded as timed out), kept while their
+    /// connection is on the bus: a late answer then finds its session past
+    /// the deadline and gets "timed out" (a `deny`), not "no such session",
+    /// which the module must treat as the daemon having lost the attempt
+    /// (and `failmode=safe` would let through). They count toward no limit.
+    expired: HashMap<String, Session>,
 }
 
 impl SessionTable {
@@ -63,10 +94,20 @@ impl SessionTable {
         self.sessions.is_empty()
     }
 
-    /// Add a session under a fresh random id, unless `limit` are open.
-    pub fn insert(&mut self, session: Session, limit: usize) -> Result<String, SessionError> {
-        if self.sessions.len() >= limit {
-            return Err(SessionError::Full(limit));
+    /// Add a session under a fresh random id, unless `total` are open or its
+    /// owner already has `per_caller` open. The per-caller check comes
+    /// first, so a caller over its own cap learns that rather than "full".
+    pub fn insert_capped(
+        &mut self,
+        session: Session,
+        total: usize,
+        per_caller: usize,
+    ) -> Result<String, SessionError> {
+        if self.owned_by(&session.owner) >= per_caller {
+            return Err(SessionError::CallerFull(per_caller));
+        }
+        if self.sessions.len() >= total {
+            return Err(SessionError::Full(total));
         }
         let mut raw = [0u8; 16];
         rand::fill(&mut raw);
@@ -75,10 +116,21 @@ impl SessionTable {
         Ok(id)
     }
 
+    /// How many sessions `owner` has open.
+    pub fn owned_by(&self, owner: &str) -> usize {
+        self.sessions.values().filter(|s| s.owner == owner).count()
+    }
+
     /// The session `id`, only for the connection that owns it. A session of
     /// another connection is reported exactly like a missing one.
+    /// (An expired session is still found by its owner, past its deadline.)
     pub fn get_mut(&mut self, id: &str, caller: &str) -> Result<&mut Session, SessionError> {
-        match self.sessions.get_mut(id) {
+        let map = if self.sessions.contains_key(id) {
+            &mut self.sessions
+        } else {
+            &mut self.expired
+        };
+        match map.get_mut(id) {
             Some(session) if session.owner == caller => Ok(session),
             _ => Err(SessionError::NotFound),
         }
@@ -86,28 +138,61 @@ impl SessionTable {
 
     /// Read-only view of the session `id` for its owner.
     pub fn peek(&self, id: &str, caller: &str) -> Result<&Session, SessionError> {
-        match self.sessions.get(id) {
+        match self.sessions.get(id).or_else(|| self.expired.get(id)) {
             Some(session) if session.owner == caller => Ok(session),
             _ => Err(SessionError::NotFound),
         }
     }
 
     pub fn remove(&mut self, id: &str, caller: &str) -> Result<Session, SessionError> {
-        match self.sessions.get(id) {
+        let map = if self.sessions.contains_key(id) {
+            &mut self.sessions
+        } else {
+            &mut self.expired
+        };
+        match map.get(id) {
             Some(session) if session.owner == caller => {
-                self.sessions.remove(id).ok_or(SessionError::NotFound)
+                map.remove(id).ok_or(SessionError::NotFound)
             }
             _ => Err(SessionError::NotFound),
         }
     }
 
-    /// Take every session past its deadline.
+    /// Take every session past its deadline. Each is also remembered (see
+    /// `expired`) until its connection leaves or
+    /// [`MAX_EXPIRED_REMEMBERED`] newer ones push it out.
     pub fn take_expired(&mut self, now: Instant) -> Vec<Session> {
-        self.take_where(|s| s.deadline <= now)
+        let ids: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(session) = self.sessions.remove(&id) {
+                self.expired.insert(id, session.tombstone());
+                taken.push(session);
+            }
+        }
+        while self.expired.len() > MAX_EXPIRED_REMEMBERED {
+            let oldest = self
+                .expired
+                .iter()
+                .min_by_key(|(_, s)| s.deadline)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => self.expired.remove(&id),
+                None => break,
+            };
+        }
+        taken
     }
 
-    /// Take every session owned by a connection that has left the bus.
+    /// Take every session owned by a connection that has left the bus (and
+    /// forget its expired ones, already recorded).
     pub fn take_owned_by(&mut self, owner: &str) -> Vec<Session> {
+        self.expired.retain(|_, s| s.owner != owner);
         self.take_where(|s| s.owner == owner)
     }
 
@@ -148,7 +233,7 @@ mod tests {
     fn sessions_are_bound_to_their_connection() {
         let mut table = SessionTable::default();
         let later = Instant::now() + Duration::from_secs(60);
-        let id = table.insert(session(":1.5", later), 10).unwrap();
+        let id = table.insert_capped(session(":1.5", later), 10, 10).unwrap();
         assert_eq!(
             table.get_mut(&id, ":1.6").unwrap_err(),
             SessionError::NotFound
@@ -166,15 +251,79 @@ mod tests {
     fn capacity_and_expiry() {
         let mut table = SessionTable::default();
         let now = Instant::now();
-        table.insert(session(":1.1", now), 2).unwrap();
+        table.insert_capped(session(":1.1", now), 2, 10).unwrap();
         table
-            .insert(session(":1.1", now + Duration::from_secs(60)), 2)
+            .insert_capped(session(":1.1", now + Duration::from_secs(60)), 2, 10)
             .unwrap();
         assert_eq!(
-            table.insert(session(":1.1", now), 2).unwrap_err(),
+            table
+                .insert_capped(session(":1.1", now), 2, 10)
+                .unwrap_err(),
             SessionError::Full(2)
         );
         assert_eq!(table.take_expired(now).len(), 1);
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn an_expired_session_is_found_past_its_deadline_by_its_owner_only() {
+        let mut table = SessionTable::default();
+        let now = Instant::now();
+        let id = table.insert_capped(session(":1.1", now), 2, 1).unwrap();
+        assert_eq!(table.take_expired(now).len(), 1);
+        // Counts toward nothing, and is taken only once.
+        assert_eq!(table.len(), 0);
+        table.insert_capped(session(":1.1", now), 2, 1).unwrap();
+        assert!(table.take_expired(now).len() == 1);
+        assert!(table.take_expired(now).is_empty());
+        // Its owner finds it, past its deadline; anyone else does not.
+        assert!(table.get_mut(&id, ":1.1").unwrap().deadline <= now);
+        assert_eq!(table.peek(&id, ":1.2").unwrap_err(), SessionError::NotFound);
+        assert_eq!(
+            table.remove(&id, ":1.2").unwrap_err(),
+            SessionError::NotFound
+        );
+        assert!(table.remove(&id, ":1.1").is_ok());
+        assert_eq!(
+            table.remove(&id, ":1.1").unwrap_err(),
+            SessionError::NotFound
+        );
+        // Forgotten when the connection leaves (not returned again).
+        assert!(table.take_owned_by(":1.1").is_empty());
+        assert!(table.expired.is_empty());
+        // Bounded.
+        for _ in 0..MAX_EXPIRED_REMEMBERED + 10 {
+            table.insert_capped(session(":1.3", now), 2, 2).unwrap();
+            table.take_expired(now);
+        }
+        assert_eq!(table.expired.len(), MAX_EXPIRED_REMEMBERED);
+    }
+
+    #[test]
+    fn one_caller_cannot_fill_the_table() {
+        let mut table = SessionTable::default();
+        let later = Instant::now() + Duration::from_secs(60);
+        for _ in 0..3 {
+            table.insert_capped(session(":1.1", later), 5, 3).unwrap();
+        }
+        assert_eq!(
+            table
+                .insert_capped(session(":1.1", later), 5, 3)
+                .unwrap_err(),
+            SessionError::CallerFull(3)
+        );
+        assert_eq!(table.owned_by(":1.1"), 3);
+        // Other callers still get in, up to the total.
+        table.insert_capped(session(":1.2", later), 5, 3).unwrap();
+        table.insert_capped(session(":1.3", later), 5, 3).unwrap();
+        assert_eq!(
+            table
+                .insert_capped(session(":1.4", later), 5, 3)
+                .unwrap_err(),
+            SessionError::Full(5)
+        );
+        // A caller whose sessions end gets its share back.
+        assert_eq!(table.take_owned_by(":1.1").len(), 3);
+        table.insert_capped(session(":1.1", later), 5, 3).unwrap();
     }
 }

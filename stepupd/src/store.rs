@@ -25,8 +25,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("state database: {0}")]
+    #[error("state database: {}", describe_sql(.0))]
     Sql(#[from] rusqlite::Error),
+    #[error(
+        "state database {path} cannot be read ({reason}); refusing to start without it rather than forget used codes and lockouts: see docs/state.md"
+    )]
+    Unreadable { path: PathBuf, reason: String },
     #[error(
         "state database schema version {found} is newer than this stepupd understands ({SCHEMA_VERSION}); refusing to touch it"
     )]
@@ -144,6 +148,12 @@ impl Store {
             path: path.clone(),
             detail,
         };
+        // A file that is there but cannot be read (permissions without
+        // CAP_DAC_OVERRIDE, a directory in its place, I/O errors) is not a
+        // damaged store: say what the system said.
+        if let Some(reason) = unreadable(&path) {
+            return Err(StoreError::Unreadable { path, reason });
+        }
         let conn = Connection::open(&path).map_err(|e| corrupt(e.to_string()))?;
         for suffix in ["", "-wal", "-shm"] {
             let file = PathBuf::from(format!("{}{suffix}", path.display()));
@@ -715,6 +725,47 @@ fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreEr
 }
 
 /// The state directory must be root's alone: it holds TOTP secrets.
+/// Why an existing database file cannot be opened for reading and
+/// writing, if it cannot; `None` when it is absent (a new store) or fine.
+fn unreadable(path: &Path) -> Option<String> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(e.to_string()),
+    };
+    if !meta.file_type().is_file() {
+        return Some("it is not a regular file".to_owned());
+    }
+    let mut header = [0u8; 100];
+    let read = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .and_then(|f| std::os::unix::fs::FileExt::read_at(&f, &mut header, 0));
+    read.err().map(|e| e.to_string())
+}
+
+/// SQLite's error, with what it means here for the failures an
+/// administrator has to act on.
+fn describe_sql(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => format!(
+            "the file system holding the state directory is full ({e}); nothing was recorded, free some space"
+        ),
+        Some(ErrorCode::SystemIoFailure) => {
+            format!("I/O error on the state directory ({e}); nothing was recorded")
+        }
+        Some(ErrorCode::ReadOnly) => {
+            format!("the state directory is read-only ({e}); nothing was recorded")
+        }
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            format!("cannot open the database files ({e})")
+        }
+        _ => e.to_string(),
+    }
+}
+
 fn check_private(path: &Path, is_dir: bool) -> Result<(), StoreError> {
     let meta = fs::metadata(path).map_err(|source| StoreError::Io {
         path: path.to_owned(),

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod faults;
+pub mod probe;
 pub mod syslog;
 
 /// `target/debug` (or whichever profile built this test).

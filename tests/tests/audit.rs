@@ -193,12 +193,15 @@ fn without_journald_events_go_to_syslog_as_key_value_lines() {
     let daemon = Daemon::start(&bus, &policy("/nonexistent/journal/socket"));
     let pam = PamService::new(&format!("bus={} timeout=5", bus.address));
     assert_eq!(drive(&pam, "alice", &[], &[]).code, PAM_SUCCESS);
-    let lines = capture.messages(Duration::from_secs(5), |l| {
-        l.contains("event=decision user=alice")
-    });
+    // Other tests' daemons log to /dev/log too: this attempt's line is the
+    // one naming this test's PAM service.
+    let ours = |l: &str| {
+        l.contains("event=decision user=alice") && l.contains(&format!("service={}", pam.name))
+    };
+    let lines = capture.messages(Duration::from_secs(5), |l| ours(l));
     let line = lines
         .iter()
-        .find(|l| l.contains("event=decision user=alice"))
+        .find(|l| ours(l))
         .unwrap_or_else(|| panic!("no decision line in {lines:?}"));
     assert!(
         line.starts_with("<86>stepupd: "),

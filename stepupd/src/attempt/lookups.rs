@@ -71,9 +71,15 @@ impl Lookups for StoreLookups<'_> {
             Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
             Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
         };
-        lock(self.store)
+        let last = lock(self.store)
             .last_success(subject, since, same)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // A success later than now means the clock went back: its age is
+        // negative, not "within" anything. It grants no grace and does not
+        // make `stepped_up_within` hold until the clock has caught up, so a
+        // clock jump never extends a grace window.
+        let now = u64::try_from(attempt.now.as_second()).unwrap_or(0);
+        Ok(last.filter(|&t| t <= now))
     }
 }
 

@@ -357,7 +357,11 @@ impl Engine {
                     require_uv: rule.require_uv,
                 };
                 let id = lock(&self.sessions)
-                    .insert(session, config.daemon.max_sessions)
+                    .insert_capped(
+                        session,
+                        config.daemon.max_sessions,
+                        config.daemon.max_sessions_per_caller,
+                    )
                     .map_err(|e| DaemonError::Failed(e.to_string()))?;
                 audit::event(
                     "challenge",
