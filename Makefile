@@ -13,13 +13,17 @@ build: deps
 	$(CARGO) build --workspace --locked
 
 # The whole suite: unit tests, then end-to-end tests with a real dbus-daemon,
-# stepupd, libpam (pamtester and an in-process driver), sudo and su.
-# End-to-end tests need root: they write /etc/pam.d/stepup-test-* (removed
-# afterwards), create throwaway users and start private daemons.
+# stepupd, libpam (pamtester and an in-process driver), sudo and su; then
+# the packages, installed and driven through sudo, su and sshd; then every
+# fuzz target briefly. End-to-end tests need root: they write
+# /etc/pam.d/stepup-test-* (removed afterwards), create throwaway users and
+# start private daemons. The quick loop while coding:
+# cargo nextest run --workspace
 test: build
 	@[ "$$(id -u)" -eq 0 ] || { echo "make test: run as root (the end-to-end tests use real PAM, sudo and su)"; exit 1; }
 	$(CARGO) nextest run --workspace --locked --no-fail-fast
 	$(MAKE) package-test
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_SANITIZER=none
 
 # Packages (release build). The module comes from another crate of the
 # workspace, so it is built and stripped first; cargo-deb and
@@ -68,16 +72,23 @@ lint:
 clean:
 	$(CARGO) clean
 
-# Per-authentication cost next to pam_permit (release build), and the
-# policy evaluator on a 100-rule policy (criterion).
+# Benchmarks on this machine (release build, as root; installs the peer
+# modules, oathtool and gnuplot with apt): per-authentication cost next to
+# pam_permit, pam_google_authenticator and pam_oath; 1-256 concurrent
+# clients; 10-100 000 users and a 1-million-row history; start-up and
+# module load. Writes bench/results.md and bench/results.png; method and
+# figures in docs/performance.md. About 3 minutes after the build. The
+# policy evaluator alone: cargo bench -p stepupd --bench policy.
 bench: deps
-	bench/auth_cost.sh
-	$(CARGO) bench -p stepupd --bench policy
+	bench/run.sh
 
 # Fuzz every target (config, policy, importers, FIDO2 verifier, daemon
 # requests) for FUZZ_SECONDS each with cargo-fuzz (installed if missing; on
 # stable via RUSTC_BOOTSTRAP=1); summary in fuzz/last-run.md. See fuzz/README.md.
 FUZZ_SECONDS ?= 20
+# `make test` runs every target briefly, without AddressSanitizer (every
+# crate of ours forbids unsafe code, and the build is much faster).
+FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SANITIZER ?= address
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SANITIZER=$(FUZZ_SANITIZER) fuzz/run.sh

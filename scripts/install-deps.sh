@@ -34,3 +34,5 @@ cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 # The packagers (make deb / make rpm).
 cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
 cargo generate-rpm --version >/dev/null 2>&1 || cargo install cargo-generate-rpm --locked
+# The fuzzer driver (make fuzz; make test runs every target briefly).
+cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked

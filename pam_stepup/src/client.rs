@@ -2,7 +2,8 @@
 //! daemon's name belongs to root, and speak the wire contract.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
 
 use stepup_common::{BUS_NAME, Daemon1Proxy, DaemonError, PROTOCOL_VERSION};
 use zbus::names::BusName;
@@ -26,15 +27,7 @@ impl BusLink {
     /// the owner of the daemon's name and check it is uid 0, and talk to
     /// that unique name only, so the name cannot change hands mid-attempt.
     pub async fn connect(address: &str, timeout: Duration) -> Result<Self, LinkError> {
-        let runtime = zruntime::SharedRuntime::current().map_err(|e| unavailable("runtime", e))?;
-        let build = zbus::connection::Builder::address(address)
-            .method_timeout(timeout)
-            .build();
-        let connection = runtime
-            .timeout(timeout, build)
-            .await
-            .map_err(|_| LinkError::Unavailable(format!("connecting to {address} timed out")))?
-            .map_err(|e| unavailable(&format!("cannot connect to {address}"), e))?;
+        let connection = connect_bus(address, timeout).await?;
 
         let dbus = zbus::fdo::DBusProxy::builder(&connection)
             .cache_properties(CacheProperties::No)
@@ -84,6 +77,64 @@ impl BusLink {
     }
 }
 
+/// First pause before connecting again to a bus that cut the connection off
+/// during its handshake; it doubles up to `RETRY_PAUSE_MAX`.
+const RETRY_PAUSE_FIRST: Duration = Duration::from_millis(2);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(50);
+
+/// Connect and authenticate to the bus at `address` (and say Hello), within
+/// `timeout` in all. A bus that accepted the socket and then cut it off
+/// because it is at a connection limit is asked again after a short pause,
+/// until the deadline: see [`bus_is_full`].
+async fn connect_bus(address: &str, timeout: Duration) -> Result<zbus::Connection, LinkError> {
+    let runtime = zruntime::SharedRuntime::current().map_err(|e| unavailable("runtime", e))?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = RETRY_PAUSE_FIRST;
+    loop {
+        let build = zbus::connection::Builder::address(address)
+            .method_timeout(timeout)
+            .build();
+        match runtime.timeout_at(deadline, build).await {
+            Err(_) => {
+                return Err(LinkError::Unavailable(format!(
+                    "connecting to {address} timed out"
+                )));
+            }
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(e)) if bus_is_full(&e) && Instant::now() + pause < deadline => {
+                runtime.sleep(pause).await;
+                pause = (pause * 2).min(RETRY_PAUSE_MAX);
+            }
+            Ok(Err(e)) => return Err(unavailable(&format!("cannot connect to {address}"), e)),
+        }
+    }
+}
+
+/// The bus took the connection and then dropped it before it was set up:
+/// what dbus-daemon does over `max_incomplete_connections` (64 on a stock
+/// system bus: it closes the socket mid-handshake) or over
+/// `max_connections_per_user` (256: `LimitsExceeded` in reply to Hello).
+/// Both clear as soon as other clients finish, so they are worth another
+/// try. A bus that is not there (no socket, connection refused), refuses
+/// our credentials or says anything else is not: that fails at once.
+fn bus_is_full(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::LimitsExceeded(_)),
+        zbus::Error::MethodError(name, _, _) => {
+            name.as_str() == "org.freedesktop.DBus.Error.LimitsExceeded"
+        }
+        zbus::Error::InputOutput(e) => matches!(
+            e.kind(),
+            ErrorKind::UnexpectedEof
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+        ),
+        zbus::Error::Handshake(why) => why.contains("EOF") || why.contains("zero byte"),
+        _ => false,
+    }
+}
+
 /// A daemon that cannot be reached or speaks another protocol is
 /// "unavailable" (failmode decides); one that answered with an error refused.
 fn classify(e: DaemonError) -> LinkError {
@@ -128,5 +179,38 @@ impl DaemonLink for BusLink {
         if !session.is_empty() {
             let _ = self.proxy.cancel(session).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: ErrorKind) -> zbus::Error {
+        zbus::Error::InputOutput(std::sync::Arc::new(std::io::Error::from(kind)))
+    }
+
+    #[test]
+    fn a_full_bus_is_asked_again() {
+        let limits = zbus::fdo::Error::LimitsExceeded("max_connections_per_user".into());
+        assert!(bus_is_full(&zbus::Error::FDO(Box::new(limits))));
+        assert!(bus_is_full(&zbus::Error::Handshake(
+            "Unexpected EOF during handshake".into()
+        )));
+        assert!(bus_is_full(&io(ErrorKind::ConnectionReset)));
+        assert!(bus_is_full(&io(ErrorKind::UnexpectedEof)));
+    }
+
+    #[test]
+    fn a_missing_or_refusing_bus_fails_at_once() {
+        assert!(!bus_is_full(&io(ErrorKind::NotFound)));
+        assert!(!bus_is_full(&io(ErrorKind::ConnectionRefused)));
+        assert!(!bus_is_full(&io(ErrorKind::PermissionDenied)));
+        assert!(!bus_is_full(&zbus::Error::Handshake(
+            "Received error from server: REJECTED".into()
+        )));
+        let denied = zbus::fdo::Error::AccessDenied("no".into());
+        assert!(!bus_is_full(&zbus::Error::FDO(Box::new(denied))));
+        assert!(!bus_is_full(&zbus::Error::Address("bad".into())));
     }
 }

@@ -74,7 +74,13 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         )
         .await
         .map_err(bus_err)?;
-    let mut owner_changes = dbus.receive_name_owner_changed().await.map_err(bus_err)?;
+    // Only names that lost their owner (arg2 = ""): a connection leaving is
+    // what ends its sessions; every client's arrival would wake us for
+    // nothing.
+    let mut owner_changes = dbus
+        .receive_name_owner_changed_with_args(&[(2, "")])
+        .await
+        .map_err(bus_err)?;
     // Ready once the name is ours (DoNotQueue: a second daemon fails here).
     connection
         .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)

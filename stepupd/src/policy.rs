@@ -378,7 +378,10 @@ fn check(
                 )
             ),
             Some(started) => {
-                let age_secs = u64::try_from(attempt.now.as_second() - started).unwrap_or(0);
+                // Saturating: a garbage start far in the past (i64::MIN from a
+                // forged record) is a very old session, not an overflow.
+                let age_secs =
+                    u64::try_from(attempt.now.as_second().saturating_sub(started)).unwrap_or(0);
                 let over_ok = age.over.is_none_or(|o| age_secs >= o.0.as_secs());
                 let under_ok = age.under.is_none_or(|u| age_secs < u.0.as_secs());
                 cond!(

@@ -62,7 +62,12 @@ impl Daemon1 {
         if !context.ruser.is_empty() {
             check_account_name("ruser", &context.ruser)?;
         }
-        let step = self.engine.begin(&sender_name(&header)?, context)?;
+        // Evaluation reads the store (history, lockout): off the task that
+        // serves the bus, so one slow decision never holds up other callers.
+        let owner = sender_name(&header)?;
+        let step = self
+            .blocking(move |engine| engine.begin(&owner, context))
+            .await?;
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
 

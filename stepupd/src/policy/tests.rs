@@ -1242,6 +1242,18 @@ fn stepped_up_within_scope_defaults_to_tty() {
     ));
 }
 
+/// Found by fuzzing (fuzz/regressions/policy_eval): a login-session start
+/// far in the past overflowed `now - started` (a panic in debug builds, and a
+/// wrapped age of 0, "a young session", in release).
+#[test]
+fn session_age_with_a_start_at_the_dawn_of_time_is_very_old() {
+    for started in [i64::MIN, i64::MIN + 1, -(1 << 62)] {
+        let o = origin("", false, Some(started));
+        assert!(!holds(r#"session_age = { under = "5m" }"#, &sudo(), &o));
+        assert!(holds(r#"session_age = { over = "8h" }"#, &sudo(), &o));
+    }
+}
+
 #[test]
 fn session_age_boundaries() {
     let n = now().as_second();

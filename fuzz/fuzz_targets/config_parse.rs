@@ -1,0 +1,126 @@
+//! The config parser and validator: `Config::from_sources` over arbitrary
+//! text (a main file and drop-ins, split at NUL bytes), `warnings()`, and the
+//! value types rules are written in.
+//!
+//! Properties beyond "no panic":
+//! - an accepted configuration is accepted again from the same sources, with
+//!   the same hash and the same rules (the hash is deterministic);
+//! - every Span / Glob / HostPattern / Window in an accepted config
+//!   re-parses from its Display to an equal value;
+//! - each line of the input, tried as a lone value of each type, round-trips
+//!   the same way when it parses.
+#![no_main]
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use libfuzzer_sys::fuzz_target;
+use stepup_config::hostpattern::ParsedRhost;
+use stepup_config::{Config, Glob, HostPattern, Span, Window};
+
+fn round_trips<T>(value: &T, what: &str)
+where
+    T: FromStr + Display + PartialEq + std::fmt::Debug,
+    T::Err: Display,
+{
+    let shown = value.to_string();
+    match shown.parse::<T>() {
+        Ok(again) => assert_eq!(&again, value, "{what} {shown:?} re-parsed differently"),
+        Err(e) => panic!("{what} {value:?} displays as {shown:?}, which does not parse: {e}"),
+    }
+}
+
+fn lone_values(line: &str) {
+    let v = line.trim().trim_matches('"');
+    if v.len() > 200 {
+        return;
+    }
+    if let Ok(span) = v.parse::<Span>() {
+        round_trips(&span, "span");
+    }
+    if let Ok(glob) = v.parse::<Glob>() {
+        round_trips(&glob, "glob");
+        let _ = glob.matches(v);
+        let _ = glob.matches("/dev/pts/0");
+    }
+    if let Ok(pattern) = v.parse::<HostPattern>() {
+        round_trips(&pattern, "host pattern");
+        let _ = pattern.matches_parsed(&ParsedRhost::new(v));
+        let _ = pattern.matches_parsed(&ParsedRhost::new("10.1.2.3"));
+    }
+    if let Ok(window) = v.parse::<Window>() {
+        round_trips(&window, "window");
+        for day in 0..7 {
+            let _ = window.contains_local(day, 0);
+            let _ = window.contains_local(day, 1439);
+        }
+    }
+    // Arbitrary rhosts against fixed patterns.
+    let parsed = ParsedRhost::new(v);
+    for p in ["10.0.0.0/8", "2001:db8::/32", "*.example.org", "::ffff:192.0.2.0/120"] {
+        if let Ok(pattern) = p.parse::<HostPattern>() {
+            let _ = pattern.matches_parsed(&parsed);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for line in text.lines().take(64) {
+        lone_values(line);
+    }
+    let sources: Vec<(PathBuf, String)> = text
+        .split('\0')
+        .take(8)
+        .enumerate()
+        .map(|(i, part)| {
+            let path = if i == 0 {
+                PathBuf::from("/etc/stepup/stepup.toml")
+            } else {
+                PathBuf::from(format!("/etc/stepup/policy.d/{i:02}.toml"))
+            };
+            (path, part.to_owned())
+        })
+        .collect();
+    match Config::from_sources(&sources) {
+        Ok(config) => {
+            let again = Config::from_sources(&sources).expect("accepted once, refused the second time");
+            assert_eq!(config.hash, again.hash, "hash is not deterministic");
+            assert_eq!(config.hash.len(), 64);
+            assert_eq!(config.rules.len(), again.rules.len());
+            for (a, b) in config.rules.iter().zip(&again.rules) {
+                assert_eq!(a.name, b.name);
+                assert_eq!(a.origin, b.origin);
+            }
+            for w in config.warnings() {
+                let _ = w.to_string();
+            }
+            for rule in config.rules.iter().chain(std::iter::once(&config.fallback)) {
+                round_trips(&rule.grace, "grace");
+                let w = &rule.when;
+                for g in w.tty.iter().chain(&w.not_tty) {
+                    round_trips(g, "tty glob");
+                }
+                for p in w.rhost_in.iter().chain(&w.rhost_not_in) {
+                    round_trips(p, "rhost pattern");
+                }
+                for win in w.time_in.iter().chain(&w.time_not_in) {
+                    round_trips(win, "time window");
+                }
+                for s in [w.new_rhost, w.recent_failures.map(|f| f.within), w.stepped_up_within.map(|s| s.within)]
+                    .into_iter()
+                    .flatten()
+                {
+                    round_trips(&s, "span");
+                }
+                let _ = config.subject_item(&rule.name);
+            }
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+});

@@ -1,0 +1,161 @@
+//! The policy evaluator over arbitrary attempts: an arbitrary context,
+//! origin, clock and lookup answers (groups, history, injected errors),
+//! evaluated against each of the fixed policies below (the shipped default,
+//! the demo policy, the docs/policy.md examples, and a "kitchen sink" policy
+//! that uses every condition).
+//!
+//! Properties beyond "no panic":
+//! - `decide` and `explain` choose the same rule;
+//! - in the trace, the chosen rule is the first matched one, a matched rule's
+//!   conditions all hold, an unmatched rule has a condition that does not;
+//! - the same attempt decided twice gives the same rule (no hidden state).
+#![no_main]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use jiff::Timestamp;
+use libfuzzer_sys::fuzz_target;
+use stepup_config::{Config, Scope};
+use stepupd::context::AttemptContext;
+use stepupd::policy::{self, Attempt, Lookups, Origin};
+
+const POLICIES: [&str; 7] = [
+    include_str!("../seeds/config_parse/kitchen_sink.toml"),
+    include_str!("../seeds/config_parse/defaults.toml"),
+    include_str!("../seeds/config_parse/demo.toml"),
+    include_str!("../seeds/config_parse/fuzz_engine.toml"),
+    include_str!("../seeds/config_parse/policy_md_00.toml"),
+    include_str!("../seeds/config_parse/policy_md_12.toml"),
+    include_str!("../seeds/config_parse/policy_md_11.toml"),
+];
+
+fn policies() -> &'static [Config] {
+    static CELL: OnceLock<Vec<Config>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let configs: Vec<Config> = POLICIES
+            .iter()
+            .filter_map(|text| Config::from_str_named(Path::new("/etc/stepup/stepup.toml"), text).ok())
+            .collect();
+        assert!(configs.len() >= 4, "the fixed policies must parse");
+        configs
+    })
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+struct Answers {
+    groups: Option<Vec<String>>,
+    source_last_seen: Option<u64>,
+    failures: u64,
+    last_success: Option<u64>,
+    /// Make the n-th lookup fail.
+    fail_at: Option<u8>,
+}
+
+struct Fake {
+    answers: Answers,
+    calls: u8,
+}
+
+impl Fake {
+    fn tick(&mut self) -> Result<(), String> {
+        let n = self.calls;
+        self.calls = self.calls.saturating_add(1);
+        if self.answers.fail_at == Some(n) {
+            Err("injected lookup failure".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Lookups for Fake {
+    fn groups(&mut self, _user: &str) -> Result<Option<Vec<String>>, String> {
+        self.tick()?;
+        Ok(self.answers.groups.clone())
+    }
+    fn source_last_seen(&mut self, _s: &str, _r: &str) -> Result<Option<u64>, String> {
+        self.tick()?;
+        Ok(self.answers.source_last_seen)
+    }
+    fn failures_since(&mut self, _s: &str, _since: u64) -> Result<u64, String> {
+        self.tick()?;
+        Ok(self.answers.failures)
+    }
+    fn last_success(
+        &mut self,
+        _s: &str,
+        since: u64,
+        _scope: Scope,
+        _a: &Attempt<'_>,
+    ) -> Result<Option<u64>, String> {
+        self.tick()?;
+        Ok(self.answers.last_success.filter(|t| *t >= since))
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    policy: u8,
+    service: String,
+    user: String,
+    ruser: String,
+    tty: String,
+    rhost: String,
+    origin_rhost: String,
+    remote: bool,
+    session_started: Option<i64>,
+    now: i64,
+    answers: Answers,
+}
+
+fuzz_target!(|input: Input| {
+    let all = policies();
+    let config = &all[usize::from(input.policy) % all.len()];
+    let ctx = AttemptContext {
+        service: input.service,
+        user: input.user,
+        ruser: input.ruser,
+        tty: input.tty,
+        rhost: input.rhost,
+    };
+    let origin = Origin {
+        rhost: input.origin_rhost,
+        rhost_source: "fuzz".into(),
+        remote: input.remote,
+        session_started: input.session_started,
+        session_source: "fuzz".into(),
+    };
+    let secs = input.now.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    let Ok(now) = Timestamp::from_second(secs) else {
+        return;
+    };
+    let subject = stepupd::attempt::subject_of(config, &ctx);
+    let attempt = Attempt { context: &ctx, subject, origin: &origin, now };
+
+    let mut fake = Fake { answers: input.answers.clone(), calls: 0 };
+    let decided = policy::decide(config, &attempt, &mut fake).map(|r| r.name.clone());
+    let mut fake2 = Fake { answers: input.answers.clone(), calls: 0 };
+    let again = policy::decide(config, &attempt, &mut fake2).map(|r| r.name.clone());
+    assert_eq!(decided, again, "decide is not deterministic");
+
+    let mut no_fail = input.answers.clone();
+    no_fail.fail_at = None;
+    let mut fake3 = Fake { answers: no_fail.clone(), calls: 0 };
+    let mut fake4 = Fake { answers: no_fail, calls: 0 };
+    let decided = policy::decide(config, &attempt, &mut fake3).expect("no lookup fails");
+    let (explained, traces) = policy::explain(config, &attempt, &mut fake4).expect("no lookup fails");
+    assert_eq!(decided.name, explained.name, "decide and explain disagree");
+    assert_eq!(traces.len(), config.rules.len());
+    let first = traces.iter().position(|t| t.matched);
+    match first {
+        Some(i) => assert_eq!(traces[i].rule, decided.name),
+        None => assert_eq!(decided.name, config.fallback.name),
+    }
+    for t in &traces {
+        let all_hold = t.conditions.iter().all(|c| c.holds);
+        assert_eq!(t.matched, all_hold, "rule {} matched={} but conditions {:?}", t.rule, t.matched, t.conditions);
+    }
+    let _ = serde_json::to_string(&traces);
+});
