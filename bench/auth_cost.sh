@@ -17,20 +17,7 @@ rounds=${2:-40}
 per=$((rounds + 1))
 users=$((batches * per))
 
-bench_init auth
-out=$RAW/auth
-rm -rf "$out"; mkdir -p "$out"
-bus_start
-config_dir "$WORK/etc" '[defaults]
-action = "step_up"
-methods = ["totp"]
-
-[[rule]]
-name = "bench-allow"
-user = ["fast"]
-action = "allow"'
-state_dir "$WORK/state"
-daemon_start "$WORK/etc" "$WORK/state"
+bench_world auth
 
 # One known secret for every credential of every module; one user per
 # authentication, so each code is accepted exactly once everywhere (all

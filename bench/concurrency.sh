@@ -17,20 +17,7 @@ shift || true
 levels=("${@:-1 16 64 256}")
 read -r -a levels <<< "${levels[*]}"
 
-bench_init conc
-out=$RAW/conc
-rm -rf "$out"; mkdir -p "$out"
-bus_start
-config_dir "$WORK/etc" '[defaults]
-action = "step_up"
-methods = ["totp"]
-
-[[rule]]
-name = "bench-allow"
-user = ["fast"]
-action = "allow"'
-state_dir "$WORK/state"
-daemon_start "$WORK/etc" "$WORK/state"
+bench_world conc
 svc=$(pam_service conc "$(stepup_line)")
 permit=$(pam_service conc-permit 'auth required pam_permit.so')
 bpid=$(bus_pid)

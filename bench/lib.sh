@@ -27,6 +27,26 @@ bench_init() { # TAG
   cc -O2 -Wall -o "$WORK/pam_bench" "$TOP/bench/pam_bench.c" -lpam
 }
 
+# bench_world TAG: bench_init, then a private bus and a stepupd whose
+# policy allows the user "fast" without a factor and asks everyone else for
+# TOTP. Sets $out, the section's raw-data directory (emptied).
+bench_world() {
+  bench_init "$1"
+  out=$RAW/$1
+  rm -rf "$out"; mkdir -p "$out"
+  bus_start
+  config_dir "$WORK/etc" '[defaults]
+action = "step_up"
+methods = ["totp"]
+
+[[rule]]
+name = "bench-allow"
+user = ["fast"]
+action = "allow"'
+  state_dir "$WORK/state"
+  daemon_start "$WORK/etc" "$WORK/state"
+}
+
 bus_start() {
   cat > "$WORK/bus.conf" <<XML
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"

@@ -378,21 +378,11 @@ impl Stepupd {
     }
 
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(artifact("stepupctl"))
-            .arg("--bus-address")
-            .arg(&self.bus_address)
-            .args(args)
-            .output()
-            .unwrap()
+        crate::stepupctl_on(&self.bus_address, args)
     }
 
     pub fn enroll_totp(&self, user: &str, secret: &str) {
-        let out = self.ctl(&["enroll", "totp", user, "--secret", secret, "--no-qr"]);
-        assert!(
-            out.status.success(),
-            "enroll failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::enroll_totp_on(&self.bus_address, user, secret);
     }
 }
 

@@ -339,12 +339,7 @@ impl Daemon {
 
     /// Run stepupctl against this daemon's bus.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(artifact("stepupctl"))
-            .arg("--bus-address")
-            .arg(&self.bus_address)
-            .args(args)
-            .output()
-            .unwrap()
+        stepupctl_on(&self.bus_address, args)
     }
 
     /// `stepupctl recovery-codes USER`: the codes it printed.
@@ -364,13 +359,31 @@ impl Daemon {
     }
 
     pub fn enroll_totp(&self, user: &str, secret: &str) {
-        let out = self.ctl(&["enroll", "totp", user, "--secret", secret, "--no-qr"]);
-        assert!(
-            out.status.success(),
-            "enroll failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        enroll_totp_on(&self.bus_address, user, secret);
     }
+}
+
+/// Run the built stepupctl against the daemon on the bus at `bus_address`.
+pub fn stepupctl_on(bus_address: &str, args: &[&str]) -> Output {
+    Command::new(artifact("stepupctl"))
+        .arg("--bus-address")
+        .arg(bus_address)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Enroll `secret` as `user`'s TOTP with the daemon on `bus_address`.
+pub fn enroll_totp_on(bus_address: &str, user: &str, secret: &str) {
+    let out = stepupctl_on(
+        bus_address,
+        &["enroll", "totp", user, "--secret", secret, "--no-qr"],
+    );
+    assert!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Daemon {
