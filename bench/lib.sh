@@ -5,6 +5,7 @@
 # and removes /etc/pam.d/stepup-bench-* files made by this run.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$TOP/scripts/lib/sandbox.sh" # private_bus
 BIN=${CARGO_TARGET_DIR:-$TOP/target}/release
 RAW=${BENCH_RAW:-${CARGO_TARGET_DIR:-$TOP/target}/bench}
 WORK= BUS= DAEMON_PID= _bus_pid=
@@ -48,23 +49,8 @@ action = "allow"'
 }
 
 bus_start() {
-  cat > "$WORK/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$WORK/bus</listen>
-  <auth>EXTERNAL</auth>
-  <include>$TOP/tests/fixtures/system-bus-defaults.conf</include>
-  <include>$TOP/packaging/dbus/org.stepup.Daemon1.conf</include>
-</busconfig>
-XML
-  BUS="unix:path=$WORK/bus"
-  dbus-daemon --config-file="$WORK/bus.conf" --nofork --nopidfile --nosyslog 2>/dev/null &
-  _bus_pid=$!
-  local _
-  for _ in $(seq 200); do [ -S "$WORK/bus" ] && break; sleep 0.05; done
-  [ -S "$WORK/bus" ] || { echo "dbus-daemon did not start" >&2; exit 1; }
+  private_bus "$WORK" || { echo "dbus-daemon did not start" >&2; exit 1; }
+  _bus_pid=$PRIVATE_BUS_PID
 }
 
 bus_pid() { echo "$_bus_pid"; }

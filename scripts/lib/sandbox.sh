@@ -15,10 +15,32 @@ sandbox_stop() {
   return 0
 }
 
+# private_bus DIR: a dbus-daemon listening on DIR/bus with a system bus's
+# default policy plus the D-Bus policy stepup ships (as the tests' Bus).
+# Sets BUS and PRIVATE_BUS_PID; fails if the socket does not appear.
+private_bus() {
+  local dir=$1 top _
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  cat > "$dir/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$dir/bus</listen>
+  <auth>EXTERNAL</auth>
+  <include>$top/tests/fixtures/system-bus-defaults.conf</include>
+  <include>$top/packaging/dbus/org.stepup.Daemon1.conf</include>
+</busconfig>
+XML
+  BUS="unix:path=$dir/bus"
+  dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile --nosyslog 2>/dev/null &
+  PRIVATE_BUS_PID=$!
+  for _ in $(seq 200); do [ -S "$dir/bus" ] && break; sleep 0.05; done
+  [ -S "$dir/bus" ]
+}
+
 sandbox_start() {
   local bin=$1 policy=$2 tag=$3 extra=${4:-}
-  local top
-  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   [ "$(id -u)" -eq 0 ] || { echo "run as root (PAM service files live in /etc/pam.d)" >&2; return 1; }
   for f in stepupd stepupctl libpam_stepup.so; do
     [ -e "$bin/$f" ] || { echo "$bin/$f is missing: build first" >&2; return 1; }
@@ -30,22 +52,9 @@ sandbox_start() {
   mkdir -p "$SANDBOX/etc" "$SANDBOX/state"
   chmod 700 "$SANDBOX/state"
   install -m 0644 "$policy" "$SANDBOX/etc/stepup.toml"
-  cat > "$SANDBOX/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$SANDBOX/bus</listen>
-  <auth>EXTERNAL</auth>
-  <include>$top/tests/fixtures/system-bus-defaults.conf</include>
-  <include>$top/packaging/dbus/org.stepup.Daemon1.conf</include>
-</busconfig>
-XML
-  BUS="unix:path=$SANDBOX/bus"
+  private_bus "$SANDBOX" || { echo "dbus-daemon did not start" >&2; return 1; }
+  _sandbox_bus_pid=$PRIVATE_BUS_PID
   CTL="$bin/stepupctl --bus-address $BUS"
-  dbus-daemon --config-file="$SANDBOX/bus.conf" --nofork --nopidfile --nosyslog 2>/dev/null &
-  _sandbox_bus_pid=$!
-  for _ in $(seq 200); do [ -S "$SANDBOX/bus" ] && break; sleep 0.05; done
   "$bin/stepupd" --config-dir "$SANDBOX/etc" --state-dir "$SANDBOX/state" --bus-address "$BUS" 2>"$SANDBOX/audit.log" &
   _sandbox_daemon_pid=$!
   for _ in $(seq 200); do $CTL status >/dev/null 2>&1 && break; sleep 0.05; done

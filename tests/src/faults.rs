@@ -246,14 +246,7 @@ impl Stepupd {
     /// Set up (not start) stepupd on `bus_address` with `policy` as its
     /// stepup.toml and `state_dir` for state.
     pub fn new(bus_address: &str, policy: &str, state_dir: &Path) -> Self {
-        let config_dir = tempfile::Builder::new()
-            .prefix("stepup-fcfg-")
-            .tempdir()
-            .unwrap();
-        fs::set_permissions(config_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let main = config_dir.path().join("stepup.toml");
-        fs::write(&main, policy).unwrap();
-        fs::set_permissions(&main, fs::Permissions::from_mode(0o644)).unwrap();
+        let config_dir = crate::policy_dir("stepup-fcfg-", policy);
         let log = config_dir.path().join("stepupd.log");
         Self {
             child: None,
@@ -306,21 +299,13 @@ impl Stepupd {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+        match crate::wait_until_serving(self.child.as_mut().unwrap(), &self.bus_address, &self.log)
+        {
+            None => Started::Serving,
+            Some(status) => {
                 self.child = None;
-                return Started::Exited(status);
+                Started::Exited(status)
             }
-            if name_has_owner(&self.bus_address, stepup_common::BUS_NAME) {
-                return Started::Serving;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "stepupd neither served nor exited in 10 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -238,18 +238,11 @@ impl Daemon {
     }
 
     pub fn start_as(bus: &Bus, policy: &str, uid: Option<u32>) -> Self {
-        let config_dir = tempfile::Builder::new()
-            .prefix("stepup-cfg-")
-            .tempdir()
-            .unwrap();
+        let config_dir = policy_dir("stepup-cfg-", policy);
         let state_dir = tempfile::Builder::new()
             .prefix("stepup-state-")
             .tempdir()
             .unwrap();
-        fs::set_permissions(config_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let main = config_dir.path().join("stepup.toml");
-        fs::write(&main, policy).unwrap();
-        fs::set_permissions(&main, fs::Permissions::from_mode(0o644)).unwrap();
         fs::set_permissions(state_dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
         if let Some(uid) = uid {
             nix::unistd::chown(state_dir.path(), Some(uid.into()), Some(uid.into())).unwrap();
@@ -296,23 +289,13 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let start = Instant::now();
-        loop {
-            if name_has_owner(&self.bus_address, stepup_common::BUS_NAME) {
-                break;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "stepupd exited ({status}) before owning its name:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "stepupd did not own its name in 10 s:\n{}",
+        if let Some(status) =
+            wait_until_serving(self.child.as_mut().unwrap(), &self.bus_address, &self.log)
+        {
+            panic!(
+                "stepupd exited ({status}) before owning its name:\n{}",
                 self.log()
             );
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -361,6 +344,42 @@ impl Daemon {
     pub fn enroll_totp(&self, user: &str, secret: &str) {
         enroll_totp_on(&self.bus_address, user, secret);
     }
+}
+
+/// Wait until the stepupd `child` owns its name on `bus_address` (None) or
+/// exits first (its status); the test fails after 10 s of neither, showing
+/// the daemon's `log`.
+pub fn wait_until_serving(
+    child: &mut Child,
+    bus_address: &str,
+    log: &Path,
+) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if name_has_owner(bus_address, stepup_common::BUS_NAME) {
+            return None;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "stepupd neither served nor exited in 10 s:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh configuration directory (0755) holding `policy` as its
+/// stepup.toml (0644), as stepupd requires of /etc/stepup.
+pub fn policy_dir(prefix: &str, policy: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let main = dir.path().join("stepup.toml");
+    fs::write(&main, policy).unwrap();
+    fs::set_permissions(&main, fs::Permissions::from_mode(0o644)).unwrap();
+    dir
 }
 
 /// Run the built stepupctl against the daemon on the bus at `bus_address`.

@@ -172,15 +172,7 @@ impl Engine {
         };
         match verify_assertion(&stored, assertion, &expect) {
             Ok(verified) => {
-                let success = HistoryEntry {
-                    time: unix_now(),
-                    user: who.subject.clone(),
-                    service: who.service.clone(),
-                    tty: who.tty.clone(),
-                    rhost: who.rhost.clone(),
-                    method: "fido2".to_owned(),
-                    outcome: "success".to_owned(),
-                };
+                let success = who.history_entry("fido2", "success");
                 if lock(&self.store)
                     .accept_fido2(&key.id, verified.sign_count, &success)
                     .map_err(failed)?

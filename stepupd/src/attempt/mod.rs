@@ -152,15 +152,7 @@ impl Engine {
 
     fn record(&self, who: &Who, method: &str, outcome: &str) -> Result<(), DaemonError> {
         lock(&self.store)
-            .record(&HistoryEntry {
-                time: unix_now(),
-                user: who.subject.clone(),
-                service: who.service.clone(),
-                tty: who.tty.clone(),
-                rhost: who.rhost.clone(),
-                method: method.to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .record(&who.history_entry(method, outcome))
             .map_err(failed)
     }
 
@@ -510,15 +502,7 @@ impl Engine {
         answer: &str,
     ) -> Result<(&'static str, &'static str, &'static str), DaemonError> {
         let subject = who.subject.as_str();
-        let success = |method: &str| HistoryEntry {
-            time: unix_now(),
-            user: who.subject.clone(),
-            service: who.service.clone(),
-            tty: who.tty.clone(),
-            rhost: who.rhost.clone(),
-            method: method.to_owned(),
-            outcome: "success".to_owned(),
-        };
+        let success = |method: &str| who.history_entry(method, "success");
         let mut store = lock(&self.store);
         let totp_creds = if methods.contains(&Method::Totp) {
             store.totp_credentials(subject).map_err(failed)?
@@ -677,6 +661,21 @@ pub struct Who {
     pub service: String,
     pub tty: String,
     pub rhost: String,
+}
+
+impl Who {
+    /// A history row for this person's attempt, stamped now.
+    pub fn history_entry(&self, method: &str, outcome: &str) -> HistoryEntry {
+        HistoryEntry {
+            time: unix_now(),
+            user: self.subject.clone(),
+            service: self.service.clone(),
+            tty: self.tty.clone(),
+            rhost: self.rhost.clone(),
+            method: method.to_owned(),
+            outcome: outcome.to_owned(),
+        }
+    }
 }
 
 /// The account whose factor must be proved: PAM_RUSER for services
