@@ -365,6 +365,15 @@ mod tests {
         }
     }
 
+    /// `assertion` checked against the ES256 test key, stored with counter 4.
+    fn verify_es(assertion: &Assertion, expect: &Expectation<'_>) -> Result<Verified, VerifyError> {
+        verify_assertion(
+            &stored(Algorithm::Es256, &es_public(), 4),
+            assertion,
+            expect,
+        )
+    }
+
     fn expect(require_uv: bool) -> Expectation<'static> {
         Expectation {
             user: USER,
@@ -377,11 +386,7 @@ mod tests {
     fn valid_es256() {
         let public = es_public();
         assert_eq!(public.len(), 65);
-        let got = verify_assertion(
-            &stored(Algorithm::Es256, &public, 4),
-            &es_assertion(FLAG_UP, 5),
-            &expect(false),
-        );
+        let got = verify_es(&es_assertion(FLAG_UP, 5), &expect(false));
         assert_eq!(
             got,
             Ok(Verified {
@@ -486,12 +491,11 @@ mod tests {
 
     #[test]
     fn tampered_signature() {
-        let public = es_public();
         let mut a = es_assertion(FLAG_UP, 5);
         let last = a.signature.len() - 1;
         a.signature[last] ^= 0x01;
         assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+            verify_es(&a, &expect(false)),
             Err(VerifyError::BadSignature)
         );
 
@@ -506,7 +510,6 @@ mod tests {
 
     #[test]
     fn garbage_signatures() {
-        let public = es_public();
         for sig in [
             Vec::new(),
             vec![0u8; 64],
@@ -516,7 +519,7 @@ mod tests {
         ] {
             let a = assertion(auth_data(RP, FLAG_UP, 5), sig);
             assert_eq!(
-                verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+                verify_es(&a, &expect(false)),
                 Err(VerifyError::BadSignature)
             );
         }
@@ -532,22 +535,18 @@ mod tests {
 
     #[test]
     fn tampered_authenticator_data() {
-        let public = es_public();
         // Flip a counter bit after signing: still higher than stored, but unsigned.
         let mut a = es_assertion(FLAG_UP, 5);
         a.authenticator_data[36] ^= 0x02; // 5 → 7
         assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+            verify_es(&a, &expect(false)),
             Err(VerifyError::BadSignature)
         );
 
         // Set UV after signing (claiming a PIN that was never entered).
         let mut a = es_assertion(FLAG_UP, 5);
         a.authenticator_data[32] |= FLAG_UV;
-        assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(true)),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(verify_es(&a, &expect(true)), Err(VerifyError::BadSignature));
 
         // Appended bytes are signed over too.
         let mut a = ed_assertion(FLAG_UP, 5);
@@ -569,7 +568,6 @@ mod tests {
 
     #[test]
     fn wrong_client_data_hash() {
-        let public = es_public();
         let other = [0xa5; 32];
         let e = Expectation {
             user: USER,
@@ -577,51 +575,41 @@ mod tests {
             require_uv: false,
         };
         assert_eq!(
-            verify_assertion(
-                &stored(Algorithm::Es256, &public, 4),
-                &es_assertion(FLAG_UP, 5),
-                &e
-            ),
+            verify_es(&es_assertion(FLAG_UP, 5), &e),
             Err(VerifyError::BadSignature)
         );
     }
 
     #[test]
     fn other_credential_id() {
-        let public = es_public();
         let mut a = es_assertion(FLAG_UP, 5);
         a.credential_id = b"credential-0002".to_vec();
         assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+            verify_es(&a, &expect(false)),
             Err(VerifyError::WrongCredential)
         );
         // A prefix is not the credential either.
         a.credential_id = CRED[..CRED.len() - 1].to_vec();
         assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+            verify_es(&a, &expect(false)),
             Err(VerifyError::WrongCredential)
         );
         a.credential_id = Vec::new();
         assert_eq!(
-            verify_assertion(&stored(Algorithm::Es256, &public, 4), &a, &expect(false)),
+            verify_es(&a, &expect(false)),
             Err(VerifyError::WrongCredential)
         );
     }
 
     #[test]
     fn other_user() {
-        let public = es_public();
         let e = Expectation {
             user: "mallory",
             client_data_hash: &CDH,
             require_uv: false,
         };
         assert_eq!(
-            verify_assertion(
-                &stored(Algorithm::Es256, &public, 4),
-                &es_assertion(FLAG_UP, 5),
-                &e
-            ),
+            verify_es(&es_assertion(FLAG_UP, 5), &e),
             Err(VerifyError::WrongUser)
         );
     }
@@ -633,11 +621,7 @@ mod tests {
         let auth = auth_data("example.org", FLAG_UP, 5);
         let sig = sign_es_der(&auth);
         assert_eq!(
-            verify_assertion(
-                &stored(Algorithm::Es256, &public, 4),
-                &assertion(auth, sig),
-                &expect(false)
-            ),
+            verify_es(&assertion(auth, sig), &expect(false)),
             Err(VerifyError::RpIdMismatch)
         );
         // Or the stored credential is for another relying party.
@@ -651,21 +635,12 @@ mod tests {
 
     #[test]
     fn user_not_present() {
-        let public = es_public();
         assert_eq!(
-            verify_assertion(
-                &stored(Algorithm::Es256, &public, 4),
-                &es_assertion(FLAG_UV, 5),
-                &expect(false)
-            ),
+            verify_es(&es_assertion(FLAG_UV, 5), &expect(false)),
             Err(VerifyError::UserNotPresent)
         );
         assert_eq!(
-            verify_assertion(
-                &stored(Algorithm::Es256, &public, 4),
-                &es_assertion(0, 5),
-                &expect(false)
-            ),
+            verify_es(&es_assertion(0, 5), &expect(false)),
             Err(VerifyError::UserNotPresent)
         );
     }
@@ -856,16 +831,11 @@ mod tests {
 
     #[test]
     fn short_authenticator_data() {
-        let public = es_public();
         for len in [0, 1, 32, 33, 36] {
             let auth = auth_data(RP, FLAG_UP, 5)[..len].to_vec();
             let sig = sign_es_der(&auth);
             assert_eq!(
-                verify_assertion(
-                    &stored(Algorithm::Es256, &public, 4),
-                    &assertion(auth, sig),
-                    &expect(false)
-                ),
+                verify_es(&assertion(auth, sig), &expect(false)),
                 Err(VerifyError::ShortAuthenticatorData)
             );
         }
