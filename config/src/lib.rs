@@ -11,8 +11,12 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+pub mod attempt;
+pub mod conditions;
 pub mod glob;
 pub mod hostpattern;
+mod rule_table;
+pub use rule_table::rule_keys;
 pub mod schedule;
 pub mod span;
 
@@ -321,6 +325,7 @@ struct RawDefaults {
     report_only: Option<bool>,
     time_zone: Option<Zone>,
     require_uv: Option<bool>,
+    show_reason: Option<bool>,
 }
 
 /// `[defaults]`: the verdict when no rule matches, and the values rules
@@ -341,6 +346,9 @@ pub struct Defaults {
     pub time_zone: Zone,
     /// Security keys must verify the user (PIN or biometrics), not just presence.
     pub require_uv: bool,
+    /// Before a prompt, tell the person which conditions asked for it. A
+    /// rule's own `reason` is shown whatever this says.
+    pub show_reason: bool,
 }
 
 pub const DEFAULT_DENY_MESSAGE: &str = "Access denied by policy.";
@@ -359,72 +367,31 @@ impl Defaults {
             report_only: raw.report_only.unwrap_or(false),
             time_zone: raw.time_zone.unwrap_or_else(Zone::system),
             require_uv: raw.require_uv.unwrap_or(false),
+            show_reason: raw.show_reason.unwrap_or(true),
         }
     }
 }
 
-/// `recent_failures = { at_least = 3, within = "15m" }`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecentFailures {
-    pub at_least: u32,
-    pub within: Span,
-}
+pub use conditions::Conditions;
+pub use conditions::recent_failures::RecentFailures;
+pub use conditions::session_age::SessionAge;
+pub use conditions::stepped_up_within::SteppedUpWithin;
 
-/// `stepped_up_within = { within = "10m", scope = "tty" }`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SteppedUpWithin {
-    pub within: Span,
-    #[serde(default)]
-    pub scope: Scope,
-}
-
-/// `session_age = { over = "8h" }` and/or `{ under = "5m" }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionAge {
-    pub over: Option<Span>,
-    pub under: Option<Span>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `[[rule]]` table as written: the rule's own keys, and its conditions'
+/// values waiting for `time_zone`. Deserialized by hand ([`rule_table`])
+/// so each condition reads its own value type from the TOML deserializer,
+/// which keeps file:line:col on every error.
 struct RawRule {
     name: String,
-    #[serde(default)]
-    service: Vec<String>,
-    #[serde(default)]
-    not_service: Vec<String>,
-    #[serde(default)]
-    user: Vec<String>,
-    #[serde(default)]
-    not_user: Vec<String>,
-    #[serde(default)]
-    ruser: Vec<String>,
-    #[serde(default)]
-    group: Vec<String>,
-    #[serde(default)]
-    not_group: Vec<String>,
-    #[serde(default)]
-    tty: Vec<Glob>,
-    #[serde(default)]
-    not_tty: Vec<Glob>,
-    remote: Option<bool>,
-    #[serde(default)]
-    rhost_in: Vec<HostPattern>,
-    #[serde(default)]
-    rhost_not_in: Vec<HostPattern>,
-    #[serde(default)]
-    time_in: Vec<Window>,
-    #[serde(default)]
-    time_not_in: Vec<Window>,
-    time_zone: Option<Zone>,
-    new_rhost: Option<Span>,
-    recent_failures: Option<RecentFailures>,
-    stepped_up_within: Option<SteppedUpWithin>,
-    session_age: Option<SessionAge>,
     action: Action,
+    settings: RuleSettings,
+    conditions: Vec<conditions::Pending>,
+}
+
+/// A rule's optional keys besides its conditions.
+#[derive(Default)]
+struct RuleSettings {
+    time_zone: Option<Zone>,
     methods: Option<Vec<Method>>,
     grace: Option<Span>,
     grace_scope: Option<Scope>,
@@ -432,38 +399,7 @@ struct RawRule {
     message: Option<String>,
     report_only: Option<bool>,
     require_uv: Option<bool>,
-}
-
-/// The conditions of a rule. All that are set must hold; an empty list or
-/// `None` is "not constrained".
-#[derive(Debug, Clone, Default)]
-pub struct Conditions {
-    /// PAM service names (`sudo`, `su`, `sshd`…).
-    pub service: Vec<String>,
-    pub not_service: Vec<String>,
-    /// PAM_USER: the account being authenticated (for `su`, the target).
-    pub user: Vec<String>,
-    pub not_user: Vec<String>,
-    /// PAM_RUSER: the caller, where the service reports one (`su`, `sudo`).
-    pub ruser: Vec<String>,
-    /// Groups of PAM_USER, primary and supplementary, from NSS.
-    pub group: Vec<String>,
-    pub not_group: Vec<String>,
-    /// Globs over PAM_TTY.
-    pub tty: Vec<Glob>,
-    pub not_tty: Vec<Glob>,
-    /// True: only remote attempts; false: only local ones.
-    pub remote: Option<bool>,
-    pub rhost_in: Vec<HostPattern>,
-    pub rhost_not_in: Vec<HostPattern>,
-    pub time_in: Vec<Window>,
-    pub time_not_in: Vec<Window>,
-    pub time_zone: Zone,
-    /// Holds when the attempt's source was not seen for this user within this long.
-    pub new_rhost: Option<Span>,
-    pub recent_failures: Option<RecentFailures>,
-    pub stepped_up_within: Option<SteppedUpWithin>,
-    pub session_age: Option<SessionAge>,
+    reason: Option<String>,
 }
 
 /// One `[[rule]]`, with the defaults filled in.
@@ -483,6 +419,9 @@ pub struct Rule {
     pub report_only: bool,
     /// Security keys must verify the user, not just presence.
     pub require_uv: bool,
+    /// Why this rule asks for a second factor, in the admin's words: shown
+    /// to the person before the prompt (never hidden by `show_reason`).
+    pub reason: Option<String>,
 }
 
 impl Default for Zone {
@@ -491,7 +430,7 @@ impl Default for Zone {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MainFile {
     #[serde(default)]
@@ -516,7 +455,7 @@ struct MainFile {
     rule: Vec<toml::Spanned<RawRule>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DropInFile {
     #[serde(default)]
@@ -641,6 +580,7 @@ impl Config {
             message: defaults.message.clone(),
             report_only: defaults.report_only,
             require_uv: defaults.require_uv,
+            reason: None,
         };
         let config = Self {
             daemon: main.daemon,
@@ -735,10 +675,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<Warning> {
         let mut warnings = Vec::new();
         for (i, later) in self.rules.iter().enumerate() {
-            if let Some(earlier) = self.rules[..i]
-                .iter()
-                .find(|e| shadows(&e.when, &later.when))
-            {
+            if let Some(earlier) = self.rules[..i].iter().find(|e| e.when.shadow(&later.when)) {
                 warnings.push(Warning {
                     origin: later.origin.clone(),
                     message: format!(
@@ -765,42 +702,6 @@ impl Config {
         }
         warnings
     }
-}
-
-/// Does `a` match every attempt that `b` matches? Conservative: only says
-/// yes when each condition `a` sets is set in `b` at least as narrowly.
-fn shadows(a: &Conditions, b: &Conditions) -> bool {
-    fn within<T: PartialEq>(a: &[T], b: &[T]) -> bool {
-        a.is_empty() || (!b.is_empty() && b.iter().all(|x| a.contains(x)))
-    }
-    fn superset<T: PartialEq>(a: &[T], b: &[T]) -> bool {
-        // a excludes X: b must exclude at least X too.
-        a.iter().all(|x| b.contains(x))
-    }
-    fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
-        a.is_none() || a == b
-    }
-    let time_ok = (a.time_in.is_empty() && a.time_not_in.is_empty())
-        || (a.time_in == b.time_in
-            && a.time_not_in == b.time_not_in
-            && a.time_zone.name == b.time_zone.name);
-    within(&a.service, &b.service)
-        && superset(&a.not_service, &b.not_service)
-        && within(&a.user, &b.user)
-        && superset(&a.not_user, &b.not_user)
-        && within(&a.ruser, &b.ruser)
-        && (a.group.is_empty() || a.group == b.group)
-        && superset(&a.not_group, &b.not_group)
-        && (a.tty.is_empty() || a.tty == b.tty)
-        && (a.not_tty.is_empty() || a.not_tty == b.not_tty)
-        && same(&a.remote, &b.remote)
-        && (a.rhost_in.is_empty() || a.rhost_in == b.rhost_in)
-        && (a.rhost_not_in.is_empty() || a.rhost_not_in == b.rhost_not_in)
-        && time_ok
-        && same(&a.new_rhost, &b.new_rhost)
-        && same(&a.recent_failures, &b.recent_failures)
-        && same(&a.stepped_up_within, &b.stepped_up_within)
-        && same(&a.session_age, &b.session_age)
 }
 
 fn parse_origin(origin: &str) -> Location {
@@ -835,97 +736,101 @@ fn resolve_rules(
     for item in spanned {
         let location = Location::at(path, text, item.span().start);
         let raw = item.into_inner();
-        let invalid = |message: String| ConfigError::Invalid {
-            location: location.clone(),
-            message,
-        };
-        if raw.name.trim().is_empty() {
-            return Err(invalid("rule name must not be empty".into()));
-        }
-        let methods = raw
-            .methods
-            .clone()
-            .unwrap_or_else(|| defaults.methods.clone());
-        if raw.action == Action::StepUp && methods.is_empty() {
-            return Err(invalid(format!(
-                "rule {:?}: action = \"step_up\" with an empty methods list",
-                raw.name
-            )));
-        }
-        if raw.max_tries == Some(0) {
-            return Err(invalid(format!(
-                "rule {:?}: max_tries must be at least 1",
-                raw.name
-            )));
-        }
-        if raw.action != Action::StepUp
-            && (raw.methods.is_some()
-                || raw.grace.is_some()
-                || raw.grace_scope.is_some()
-                || raw.max_tries.is_some())
-        {
-            return Err(invalid(format!(
-                "rule {:?}: methods, grace, grace_scope and max_tries only apply to action = \"step_up\"",
-                raw.name
-            )));
-        }
-        if raw.action != Action::Deny && raw.message.is_some() {
-            return Err(invalid(format!(
-                "rule {:?}: message only applies to action = \"deny\"",
-                raw.name
-            )));
-        }
-        if let Some(age) = raw.session_age
-            && age.over.is_none()
-            && age.under.is_none()
-        {
-            return Err(invalid(format!(
-                "rule {:?}: session_age needs `over` or `under`",
-                raw.name
-            )));
-        }
-        if raw.recent_failures.is_some_and(|f| f.at_least == 0) {
-            return Err(invalid(format!(
-                "rule {:?}: recent_failures.at_least must be at least 1 (0 would always hold)",
-                raw.name
-            )));
-        }
-        rules.push(Rule {
-            name: raw.name,
-            origin: location.to_string(),
-            when: Conditions {
-                service: raw.service,
-                not_service: raw.not_service,
-                user: raw.user,
-                not_user: raw.not_user,
-                ruser: raw.ruser,
-                group: raw.group,
-                not_group: raw.not_group,
-                tty: raw.tty,
-                not_tty: raw.not_tty,
-                remote: raw.remote,
-                rhost_in: raw.rhost_in,
-                rhost_not_in: raw.rhost_not_in,
-                time_in: raw.time_in,
-                time_not_in: raw.time_not_in,
-                time_zone: raw.time_zone.unwrap_or_else(|| defaults.time_zone.clone()),
-                new_rhost: raw.new_rhost,
-                recent_failures: raw.recent_failures,
-                stepped_up_within: raw.stepped_up_within,
-                session_age: raw.session_age,
-            },
-            action: raw.action,
-            methods,
-            grace: raw.grace.unwrap_or(defaults.grace),
-            grace_scope: raw.grace_scope.unwrap_or(defaults.grace_scope),
-            max_tries: raw.max_tries.unwrap_or(defaults.max_tries),
-            message: raw.message.unwrap_or_else(|| defaults.message.clone()),
-            report_only: raw.report_only.unwrap_or(false) || defaults.report_only,
-            require_uv: raw.require_uv.unwrap_or(defaults.require_uv),
-        });
+        // Semantic errors point at the rule's first line.
+        let rule = resolve_rule(raw, location.to_string(), defaults).map_err(|message| {
+            ConfigError::Invalid {
+                location: location.clone(),
+                message,
+            }
+        })?;
+        rules.push(rule);
     }
     Ok(rules)
 }
+
+/// One rule with the defaults filled in, or why it is refused.
+fn resolve_rule(raw: RawRule, origin: String, defaults: &Defaults) -> Result<Rule, String> {
+    let name = &raw.name;
+    if name.trim().is_empty() {
+        return Err("rule name must not be empty".into());
+    }
+    check_rule_settings(name, raw.action, &raw.settings, defaults)?;
+    let settings = raw.settings;
+    let env = conditions::RuleEnv {
+        time_zone: settings
+            .time_zone
+            .unwrap_or_else(|| defaults.time_zone.clone()),
+    };
+    let when =
+        Conditions::build(raw.conditions, &env).map_err(|e| format!("rule {name:?}: {e}"))?;
+    Ok(Rule {
+        origin,
+        when,
+        action: raw.action,
+        methods: settings.methods.unwrap_or_else(|| defaults.methods.clone()),
+        grace: settings.grace.unwrap_or(defaults.grace),
+        grace_scope: settings.grace_scope.unwrap_or(defaults.grace_scope),
+        max_tries: settings.max_tries.unwrap_or(defaults.max_tries),
+        message: settings.message.unwrap_or_else(|| defaults.message.clone()),
+        report_only: settings.report_only.unwrap_or(false) || defaults.report_only,
+        require_uv: settings.require_uv.unwrap_or(defaults.require_uv),
+        reason: settings.reason,
+        name: raw.name,
+    })
+}
+
+/// The keys that go with one action only, and values with limits.
+fn check_rule_settings(
+    name: &str,
+    action: Action,
+    settings: &RuleSettings,
+    defaults: &Defaults,
+) -> Result<(), String> {
+    let methods = settings.methods.as_ref().unwrap_or(&defaults.methods);
+    if action == Action::StepUp && methods.is_empty() {
+        return Err(format!(
+            "rule {name:?}: action = \"step_up\" with an empty methods list"
+        ));
+    }
+    if settings.max_tries == Some(0) {
+        return Err(format!("rule {name:?}: max_tries must be at least 1"));
+    }
+    let step_up_only = settings.methods.is_some()
+        || settings.grace.is_some()
+        || settings.grace_scope.is_some()
+        || settings.max_tries.is_some();
+    if action != Action::StepUp && step_up_only {
+        return Err(format!(
+            "rule {name:?}: methods, grace, grace_scope and max_tries only apply to action = \"step_up\""
+        ));
+    }
+    if action != Action::Deny && settings.message.is_some() {
+        return Err(format!(
+            "rule {name:?}: message only applies to action = \"deny\""
+        ));
+    }
+    if let Some(reason) = &settings.reason {
+        check_shown_text(reason).map_err(|e| format!("rule {name:?}: reason {e}"))?;
+    }
+    Ok(())
+}
+
+/// Text the module shows a person: one line, no terminal control.
+fn check_shown_text(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must be one line without control characters".into());
+    }
+    if text.len() > MAX_SHOWN_TEXT {
+        return Err(format!("is over {MAX_SHOWN_TEXT} bytes"));
+    }
+    Ok(())
+}
+
+/// Longest `reason` a rule may give (it is shown before a prompt).
+pub const MAX_SHOWN_TEXT: usize = 300;
 
 fn read_trusted(path: &Path) -> Result<String, ConfigError> {
     check_trusted(path)?;
@@ -1005,7 +910,13 @@ mod tests {
         .expect("valid");
         let names: Vec<_> = config.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(config.rules[1].when.remote, Some(true));
+        assert_eq!(
+            config.rules[1]
+                .when
+                .find::<conditions::remote::Remote>("remote")
+                .map(|r| r.wanted),
+            Some(true)
+        );
         assert_eq!(config.rules[1].origin, "stepup.toml:6:1");
     }
 

@@ -5,14 +5,7 @@ use std::collections::HashMap;
 
 use stepup_common::context as keys;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AttemptContext {
-    pub service: String,
-    pub user: String,
-    pub ruser: String,
-    pub tty: String,
-    pub rhost: String,
-}
+pub use stepup_config::attempt::AttemptContext;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContextError {
@@ -26,8 +19,15 @@ pub enum ContextError {
     Missing(&'static str),
 }
 
-impl AttemptContext {
-    pub fn from_wire(map: HashMap<String, String>) -> Result<Self, ContextError> {
+/// Reading the context of `Begin` / `Explain` from the bus.
+pub trait FromWire: Sized {
+    /// Validate the wire form: known keys only, bounded values, no control
+    /// characters, service and user present.
+    fn from_wire(map: HashMap<String, String>) -> Result<Self, ContextError>;
+}
+
+impl FromWire for AttemptContext {
+    fn from_wire(map: HashMap<String, String>) -> Result<Self, ContextError> {
         let mut ctx = Self::default();
         for (key, value) in map {
             if value.len() > keys::MAX_VALUE_LEN {
@@ -56,11 +56,6 @@ impl AttemptContext {
             return Err(ContextError::Missing("user"));
         }
         Ok(ctx)
-    }
-
-    /// Remote when sshd set PAM_RHOST or named the tty `ssh`.
-    pub fn is_remote(&self) -> bool {
-        !self.rhost.is_empty() || self.tty == "ssh"
     }
 }
 

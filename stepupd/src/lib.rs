@@ -17,3 +17,4 @@ pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod utmp;
+pub mod who;

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::attempt::{Engine, validate_user_name};
 use crate::audit;
 use crate::caller::{require_root, sender_name};
-use crate::context::AttemptContext;
+use crate::context::{AttemptContext, FromWire};
 
 pub struct Daemon1 {
     pub engine: Arc<Engine>,

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::attempt::Who;
+use crate::who::Who;
 
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The first step sent was the reason for the step-up (an info step):
+    /// the next call (empty answer) gets the first method's prompt.
+    ShowedReason,
     /// The last step sent was the code prompt: the next answer is a code.
     AwaitingCode,
     /// The last step sent was an error message: the next call (empty answer)
@@ -39,6 +42,8 @@ pub struct Session {
     pub touch: Option<std::sync::Arc<crate::factors::fido2::touch::TouchWait>>,
     /// Security keys must verify the user (the rule's `require_uv`).
     pub require_uv: bool,
+    /// Shown before the first code prompt (a security key was passed over).
+    pub note: Option<&'static str>,
 }
 
 impl Session {
@@ -56,6 +61,7 @@ impl Session {
             failures: self.failures,
             touch: None,
             require_uv: self.require_uv,
+            note: self.note,
         }
     }
 }
@@ -226,6 +232,7 @@ mod tests {
             failures: 0,
             touch: None,
             require_uv: false,
+            note: None,
         }
     }
 

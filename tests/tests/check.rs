@@ -64,8 +64,15 @@ fn every_broken_fixture_gets_its_precise_message() {
         let out = check(dir.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", case.display());
-        // `{dir}` in a message stands for the config directory.
-        let message = message.replace("{dir}", &dir.path().display().to_string());
+        // `{dir}` in a message stands for the config directory, `{rule_keys}`
+        // for every key a rule takes (the list grows with each condition).
+        let rule_keys: Vec<String> = stepup_config::rule_keys()
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect();
+        let message = message
+            .replace("{dir}", &dir.path().display().to_string())
+            .replace("{rule_keys}", &rule_keys.join(", "));
         let want = format!("stepupctl: {}/{location}: {message}", dir.path().display());
         assert_eq!(stderr.trim_end(), want, "{}", case.display());
         cases += 1;

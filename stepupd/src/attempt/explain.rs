@@ -37,6 +37,12 @@ impl Engine {
                 label: c.label,
             })
             .collect();
+        // What the person would be told before the prompt.
+        let reason = if rule.action == Action::StepUp && grace.is_none() {
+            policy::reason(&config, rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?
+        } else {
+            None
+        };
         let verdict = if rule.report_only {
             format!("allow (report-only; would {})", rule.action.as_str())
         } else if rule.action == Action::StepUp && grace.is_some() {
@@ -58,6 +64,7 @@ impl Engine {
             report_only: rule.report_only,
             verdict,
             message: (rule.action == Action::Deny).then(|| rule.message.clone()),
+            reason,
             methods: rule.methods.iter().map(|m| m.as_str().to_owned()).collect(),
             grace: rule.grace.to_string(),
             grace_scope: rule.grace_scope.as_str().to_owned(),
@@ -95,6 +102,9 @@ pub struct Explanation {
     /// What the module would actually get.
     pub verdict: String,
     pub message: Option<String>,
+    /// The line shown before the first prompt of a step-up (`reason`, or
+    /// the generated sentence unless `show_reason = false`).
+    pub reason: Option<String>,
     pub methods: Vec<String>,
     pub grace: String,
     pub grace_scope: String,

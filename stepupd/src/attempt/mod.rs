@@ -24,6 +24,7 @@ use crate::policy::{self, Attempt, Lookups, Origin, RuleTrace};
 use crate::sessions::{Session, SessionTable, Stage};
 use crate::store::{HistoryColumn, HistoryEntry, LockoutRow, Store, StoreError, TotpCredential};
 use crate::utmp;
+pub use crate::who::Who;
 
 mod admin;
 mod explain;
@@ -272,24 +273,7 @@ impl Engine {
             tty: ctx.tty.clone(),
             rhost: origin.rhost.clone(),
         };
-        audit::event(
-            "decision",
-            &[
-                ("user", &ctx.user),
-                ("ruser", &ctx.ruser),
-                ("subject", &subject),
-                ("service", &ctx.service),
-                ("tty", &ctx.tty),
-                ("rhost", &origin.rhost),
-                ("rule", &rule.name),
-                ("verdict", rule.action.as_str()),
-                ("grace", if grace.is_some() { "true" } else { "false" }),
-                (
-                    "report_only",
-                    if rule.report_only { "true" } else { "false" },
-                ),
-            ],
-        );
+        audit_decision(&attempt, rule, grace.is_some());
         if rule.report_only {
             self.let_in(&who)?;
             return Ok(Step::done(StepKind::Allow, ""));
@@ -312,71 +296,109 @@ impl Engine {
                 self.let_in(&who)?;
                 Ok(Step::done(StepKind::Allow, ""))
             }
-            Action::StepUp => {
-                if let Some(message) = self.locked_message(&subject, unix_now())? {
-                    self.record(&who, "totp", "locked")?;
-                    audit::event(
-                        "factor_failed",
-                        &[("subject", &subject), ("reason", "locked")],
-                    );
-                    return Ok(Step::done(StepKind::Deny, message));
-                }
-                let (methods, note) =
-                    self.offered_methods(&config, rule, &subject, origin.remote)?;
-                if methods.is_empty() {
-                    self.record(&who, "totp", "not_enrolled")?;
-                    audit::event(
-                        "factor_failed",
-                        &[("subject", &subject), ("reason", "not_enrolled")],
-                    );
-                    return Ok(Step::done(
-                        StepKind::Deny,
-                        format!(
-                            "A second factor is required, but none is enrolled for {subject}. Ask an administrator to run: stepupctl enroll totp {subject}"
-                        ),
-                    ));
-                }
-                let session = Session {
-                    owner: owner.to_owned(),
-                    deadline: Instant::now() + config.daemon.session_timeout.0,
-                    who,
-                    rule: rule.name.clone(),
-                    methods: methods.clone(),
-                    max_tries: rule.max_tries,
-                    stage: Stage::AwaitingCode,
-                    failures: 0,
-                    touch: None,
-                    require_uv: rule.require_uv,
-                };
-                let id = lock(&self.sessions)
-                    .insert_capped(
-                        session,
-                        config.daemon.max_sessions,
-                        config.daemon.max_sessions_per_caller,
-                    )
-                    .map_err(|e| DaemonError::Failed(e.to_string()))?;
-                audit::event(
-                    "challenge",
-                    &[
-                        ("subject", &subject),
-                        ("method", methods[0].as_str()),
-                        ("session", &id),
-                    ],
-                );
-                if methods[0] == Method::Fido2 {
-                    return self.start_key_step(&config, owner, &id, None);
-                }
-                let prompt = prompt_for(&methods);
-                Ok(Step {
-                    session: id,
-                    kind: StepKind::PromptSecret,
-                    text: match note {
-                        Some(note) => format!("{note}\n{prompt}"),
-                        None => prompt.to_owned(),
-                    },
-                })
-            }
+            Action::StepUp => self.challenge(&config, owner, rule, &attempt, who),
         }
+    }
+
+    /// A step-up: refuse a locked or unenrolled person, else open a session
+    /// and send its first step (the reason, or the first method's prompt).
+    fn challenge(
+        &self,
+        config: &Config,
+        owner: &str,
+        rule: &Rule,
+        attempt: &Attempt<'_>,
+        who: Who,
+    ) -> Result<Step, DaemonError> {
+        let subject = attempt.subject;
+        if let Some(message) = self.locked_message(subject, unix_now())? {
+            self.record(&who, "totp", "locked")?;
+            audit::event(
+                "factor_failed",
+                &[("subject", subject), ("reason", "locked")],
+            );
+            return Ok(Step::done(StepKind::Deny, message));
+        }
+        let (methods, note) = self.offered_methods(config, rule, subject, attempt.origin.remote)?;
+        if methods.is_empty() {
+            self.record(&who, "totp", "not_enrolled")?;
+            audit::event(
+                "factor_failed",
+                &[("subject", subject), ("reason", "not_enrolled")],
+            );
+            return Ok(Step::done(
+                StepKind::Deny,
+                format!(
+                    "A second factor is required, but none is enrolled for {subject}. Ask an administrator to run: stepupctl enroll totp {subject}"
+                ),
+            ));
+        }
+        let reason = policy::reason(config, rule, attempt, &mut StoreLookups::new(&self.store))
+            .map_err(DaemonError::Failed)?;
+        let session = Session {
+            owner: owner.to_owned(),
+            deadline: Instant::now() + config.daemon.session_timeout.0,
+            who,
+            rule: rule.name.clone(),
+            methods: methods.clone(),
+            max_tries: rule.max_tries,
+            stage: if reason.is_some() {
+                Stage::ShowedReason
+            } else {
+                Stage::AwaitingCode
+            },
+            failures: 0,
+            touch: None,
+            require_uv: rule.require_uv,
+            note,
+        };
+        let id = lock(&self.sessions)
+            .insert_capped(
+                session,
+                config.daemon.max_sessions,
+                config.daemon.max_sessions_per_caller,
+            )
+            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        audit::event(
+            "challenge",
+            &[
+                ("subject", subject),
+                ("method", methods[0].as_str()),
+                ("session", &id),
+            ],
+        );
+        match reason {
+            Some(reason) => Ok(Step {
+                session: id,
+                kind: StepKind::Info,
+                text: reason,
+            }),
+            None => self.first_prompt(config, owner, &id, &methods, note),
+        }
+    }
+
+    /// The first method's step: a security key's PIN or touch request, or
+    /// the code prompt (after a note when a key was passed over).
+    fn first_prompt(
+        &self,
+        config: &Config,
+        owner: &str,
+        id: &str,
+        methods: &[Method],
+        note: Option<&'static str>,
+    ) -> Result<Step, DaemonError> {
+        if methods.first() == Some(&Method::Fido2) {
+            return self.start_key_step(config, owner, id, None);
+        }
+        let prompt = prompt_for(methods);
+        Ok(Step {
+            session: id.to_owned(),
+            kind: StepKind::PromptSecret,
+            text: match note {
+                Some(note) => format!("{note}\n{prompt}"),
+                None => prompt.to_owned(),
+            },
+        })
     }
 
     pub fn respond(
@@ -401,6 +423,12 @@ impl Engine {
                 return Ok(Step::done(StepKind::Deny, "The step-up timed out."));
             }
             match session.stage {
+                Stage::ShowedReason => {
+                    session.stage = Stage::AwaitingCode;
+                    let (methods, note) = (session.methods.clone(), session.note);
+                    drop(sessions);
+                    return self.first_prompt(&config, owner, id, &methods, note);
+                }
                 Stage::ShowedError => {
                     session.stage = Stage::AwaitingCode;
                     return Ok(Step {
@@ -578,6 +606,29 @@ impl Engine {
     }
 }
 
+/// The `decision` event: what the policy said about this attempt.
+fn audit_decision(attempt: &Attempt<'_>, rule: &Rule, grace: bool) {
+    let ctx = attempt.context;
+    audit::event(
+        "decision",
+        &[
+            ("user", &ctx.user),
+            ("ruser", &ctx.ruser),
+            ("subject", attempt.subject),
+            ("service", &ctx.service),
+            ("tty", &ctx.tty),
+            ("rhost", &attempt.origin.rhost),
+            ("rule", &rule.name),
+            ("verdict", rule.action.as_str()),
+            ("grace", if grace { "true" } else { "false" }),
+            (
+                "report_only",
+                if rule.report_only { "true" } else { "false" },
+            ),
+        ],
+    );
+}
+
 /// Digits a credential's codes have, after `[totp] digits` if the admin pinned it.
 fn effective_digits(config: &Config, cred: &TotpCredential) -> u32 {
     config.totp.digits.unwrap_or(cred.digits)
@@ -650,31 +701,6 @@ pub fn validate_user_name(user: &str) -> Result<(), DaemonError> {
         Err(DaemonError::InvalidArgument(format!(
             "invalid user name {user:?}"
         )))
-    }
-}
-
-/// Who an attempt is about, as history records it (rhost is the effective
-/// one: PAM_RHOST or the tty's login session).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Who {
-    pub subject: String,
-    pub service: String,
-    pub tty: String,
-    pub rhost: String,
-}
-
-impl Who {
-    /// A history row for this person's attempt, stamped now.
-    pub fn history_entry(&self, method: &str, outcome: &str) -> HistoryEntry {
-        HistoryEntry {
-            time: unix_now(),
-            user: self.subject.clone(),
-            service: self.service.clone(),
-            tty: self.tty.clone(),
-            rhost: self.rhost.clone(),
-            method: method.to_owned(),
-            outcome: outcome.to_owned(),
-        }
     }
 }
 

@@ -422,6 +422,7 @@ fn doctor(
     services: &[String],
 ) -> Result<()> {
     use stepup_config::Action;
+    use stepup_config::conditions::service::Service;
     let mut findings = Vec::new();
     // Does every step-up rule that can decide a sudo attempt carry its own grace?
     let sudo_rules_have_grace = match Config::load_dir(config_dir) {
@@ -432,7 +433,9 @@ fn doctor(
                 .chain(std::iter::once(&config.fallback))
                 .filter(|r| {
                     r.action == Action::StepUp
-                        && (r.when.service.is_empty() || r.when.service.iter().any(|s| s == "sudo"))
+                        && r.when
+                            .find::<Service>("service")
+                            .is_none_or(|s| s.admits("sudo"))
                 })
                 .collect();
             !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())

@@ -1993,7 +1993,11 @@ fn property_rhost_in_and_not_in_never_both_hold() {
             "[[rule]]\nname = \"r\"\naction = \"allow\"\nrhost_in = {list}\nrhost_not_in = {list}\n"
         ));
         assert_eq!(
-            config.rules[0].when.rhost_in,
+            config.rules[0]
+                .when
+                .find::<stepup_config::conditions::rhost::Rhost>("rhost_in")
+                .expect("rhost_in")
+                .patterns,
             [format!("{net_ip}/{prefix}")
                 .parse::<HostPattern>()
                 .expect("pattern")]

@@ -1,0 +1,80 @@
+//! What a rule is evaluated against: the attempt as the module reported it,
+//! where it came from, the clock, and the questions that need I/O.
+//!
+//! The daemon builds these (it validates the wire form and reads utmp);
+//! conditions only read them, so evaluation has no I/O of its own.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::Scope;
+
+/// The attempt's PAM items as the module reported them (a missing item is
+/// the empty string).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptContext {
+    pub service: String,
+    pub user: String,
+    pub ruser: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+impl AttemptContext {
+    /// Remote when sshd set PAM_RHOST or named the tty `ssh`.
+    pub fn is_remote(&self) -> bool {
+        !self.rhost.is_empty() || self.tty == "ssh"
+    }
+}
+
+/// Where the attempt came from, and where each fact was learned.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Origin {
+    /// PAM_RHOST, or the remote host of the tty's login session from utmp.
+    pub rhost: String,
+    pub rhost_source: String,
+    /// Remote when `rhost` is set or the tty is `ssh`.
+    pub remote: bool,
+    /// Unix time the tty's login session began (utmp).
+    pub session_started: Option<i64>,
+    pub session_source: String,
+}
+
+/// Everything known about one attempt.
+pub struct Attempt<'a> {
+    pub context: &'a AttemptContext,
+    /// Whose factor (PAM_USER, or PAM_RUSER for `su`).
+    pub subject: &'a str,
+    pub origin: &'a Origin,
+    pub now: Timestamp,
+}
+
+impl Attempt<'_> {
+    /// Now in unix seconds (0 before 1970).
+    pub fn now_secs(&self) -> u64 {
+        u64::try_from(self.now.as_second()).unwrap_or(0)
+    }
+
+    /// Unix time `span` before now (0 if that is before 1970).
+    pub fn since(&self, span: crate::Span) -> u64 {
+        self.now_secs().saturating_sub(span.0.as_secs())
+    }
+}
+
+/// Answers that need NSS or the history. Errors are messages; an attempt
+/// whose policy cannot be evaluated fails.
+pub trait Lookups {
+    /// Names of the user's groups (primary and supplementary); `None` if the
+    /// user is unknown to NSS.
+    fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String>;
+    fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String>;
+    fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String>;
+    /// The latest successful step-up of `subject` at or after `since` in `scope`.
+    fn last_success(
+        &mut self,
+        subject: &str,
+        since: u64,
+        scope: Scope,
+        attempt: &Attempt<'_>,
+    ) -> Result<Option<u64>, String>;
+}
