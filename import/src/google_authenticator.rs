@@ -144,35 +144,10 @@ pub fn parse_google_authenticator(text: &str) -> Result<GoogleAuthenticator, Imp
     let (first_no, first) = lines
         .next()
         .ok_or_else(|| ImportError::Format("the google-authenticator file is empty".into()))?;
-    let (secret, mapped) =
-        decode_secret(first).map_err(|reason| ImportError::at(first_no, reason))?;
-    if secret.len() * 8 < MIN_SECRET_BITS {
-        return Err(ImportError::at(
-            first_no,
-            format!(
-                "the secret is {} bits long; stepup needs at least {MIN_SECRET_BITS} bits",
-                secret.len() * 8
-            ),
-        ));
-    }
-    if mapped {
-        notes.push(format!(
-            "line {first_no}: the secret contains 0, 1 or 8, which are not base32; they were \
-             read as O, L and B, as pam_google_authenticator does"
-        ));
-    }
+    let secret = read_secret(first_no, first, &mut notes)?;
 
-    let mut seen: HashMap<Key, usize> = HashMap::new();
-    let mut totp_auth = false;
-    let mut hotp_counter: Option<(usize, u64)> = None;
-    let mut window_size = None;
-    let mut step_size = 30;
-    let mut disallow_reuse = false;
-    let mut used_steps = Vec::new();
-    let mut rate_limit = None;
-    let mut time_skew = None;
+    let mut options = Options::default();
     let mut scratch_codes = Vec::new();
-
     for (no, line) in lines {
         if line.is_empty() {
             continue;
@@ -181,12 +156,111 @@ pub fn parse_google_authenticator(text: &str) -> Result<GoogleAuthenticator, Imp
             scratch_codes.push(scratch_code(line).map_err(|reason| ImportError::at(no, reason))?);
             continue;
         }
+        options.read_line(no, line, &mut notes)?;
+    }
+    let (totp, hotp_counter) = options.mode(&mut notes)?;
+
+    Ok(GoogleAuthenticator {
+        secret,
+        totp,
+        hotp_counter,
+        window_size: options.window_size,
+        step_size: options.step_size,
+        disallow_reuse: options.disallow_reuse,
+        used_steps: options.used_steps,
+        rate_limit: options.rate_limit,
+        time_skew: options.time_skew,
+        scratch_codes,
+        notes,
+    })
+}
+
+/// Line 1: the secret, at least [`MIN_SECRET_BITS`] long.
+fn read_secret(
+    no: usize,
+    line: &str,
+    notes: &mut Vec<String>,
+) -> Result<Zeroizing<Vec<u8>>, ImportError> {
+    let (secret, mapped) = decode_secret(line).map_err(|reason| ImportError::at(no, reason))?;
+    if secret.len() * 8 < MIN_SECRET_BITS {
+        return Err(ImportError::at(
+            no,
+            format!(
+                "the secret is {} bits long; stepup needs at least {MIN_SECRET_BITS} bits",
+                secret.len() * 8
+            ),
+        ));
+    }
+    if mapped {
+        notes.push(format!(
+            "line {no}: the secret contains 0, 1 or 8, which are not base32; they were \
+             read as O, L and B, as pam_google_authenticator does"
+        ));
+    }
+    Ok(secret)
+}
+
+/// The option lines read so far.
+struct Options {
+    /// The line each option was first seen on (a repeat is refused).
+    seen: HashMap<Key, usize>,
+    totp_auth: bool,
+    /// `" HOTP_COUNTER n` with its line.
+    hotp_counter: Option<(usize, u64)>,
+    window_size: Option<u32>,
+    step_size: u64,
+    disallow_reuse: bool,
+    used_steps: Vec<u64>,
+    rate_limit: Option<(u32, u32)>,
+    time_skew: Option<i64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seen: HashMap::new(),
+            totp_auth: false,
+            hotp_counter: None,
+            window_size: None,
+            // The module's default.
+            step_size: 30,
+            disallow_reuse: false,
+            used_steps: Vec::new(),
+            rate_limit: None,
+            time_skew: None,
+        }
+    }
+}
+
+/// One option line: `" NAME value`, on line `no`.
+struct OptionLine<'a> {
+    no: usize,
+    name: &'a str,
+    value: &'a str,
+}
+
+impl OptionLine<'_> {
+    /// The error for this option's value.
+    fn bad(&self, reason: &str) -> ImportError {
+        ImportError::at(self.no, format!("option {}: {reason}", self.name))
+    }
+}
+
+impl Options {
+    /// A line starting with `"`: an option, or something the module ignores
+    /// (noted).
+    fn read_line(
+        &mut self,
+        no: usize,
+        line: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<(), ImportError> {
         let Some(rest) = line.strip_prefix("\" ") else {
             notes.push(format!(
                 "line {no}: a line starting with '\"' but not '\" ' is not an option; ignored, \
                  as pam_google_authenticator does"
             ));
-            continue;
+            return Ok(());
         };
         let (name, value) = match rest.find([' ', '\t']) {
             Some(at) => (&rest[..at], rest[at..].trim_matches([' ', '\t'])),
@@ -194,77 +268,59 @@ pub fn parse_google_authenticator(text: &str) -> Result<GoogleAuthenticator, Imp
         };
         let Some(key) = Key::from_name(name) else {
             notes.push(unknown_option_note(no));
-            continue;
+            return Ok(());
         };
-        if let Some(first_line) = seen.insert(key, no) {
+        if let Some(first_line) = self.seen.insert(key, no) {
             return Err(ImportError::at(
                 no,
                 format!("option {name} appears again (first on line {first_line}); keep one"),
             ));
         }
-        let bad = |reason: &str| ImportError::at(no, format!("option {name}: {reason}"));
+        self.set(key, &OptionLine { no, name, value }, notes)
+    }
+
+    /// Takes the value of option `key`.
+    fn set(
+        &mut self,
+        key: Key,
+        line: &OptionLine<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), ImportError> {
+        let (no, value) = (line.no, line.value);
         match key {
             Key::TotpAuth => {
                 if !value.is_empty() {
-                    return Err(bad("expected no value"));
+                    return Err(line.bad("expected no value"));
                 }
-                totp_auth = true;
+                self.totp_auth = true;
             }
             Key::HotpCounter => {
                 let n = decimal_u64(value)
-                    .ok_or_else(|| bad("expected the counter, a non-negative whole number"))?;
-                hotp_counter = Some((no, n));
+                    .ok_or_else(|| line.bad("expected the counter, a non-negative whole number"))?;
+                self.hotp_counter = Some((no, n));
             }
             Key::WindowSize => {
-                window_size = Some(
+                self.window_size = Some(
                     ranged(value, 1, 100)
-                        .ok_or_else(|| bad("expected a whole number from 1 to 100"))?,
+                        .ok_or_else(|| line.bad("expected a whole number from 1 to 100"))?,
                 );
             }
             Key::StepSize => {
-                step_size = u64::from(
-                    ranged(value, 1, 60)
-                        .ok_or_else(|| bad("expected a whole number of seconds from 1 to 60"))?,
-                );
+                self.step_size =
+                    u64::from(ranged(value, 1, 60).ok_or_else(|| {
+                        line.bad("expected a whole number of seconds from 1 to 60")
+                    })?);
             }
             Key::DisallowReuse => {
-                disallow_reuse = true;
-                for word in value.split([' ', '\t']).filter(|w| !w.is_empty()) {
-                    used_steps.push(decimal_u64(word).ok_or_else(|| {
-                        bad("expected used time steps (whole numbers) separated by spaces")
-                    })?);
-                }
+                self.disallow_reuse = true;
+                self.used_steps.extend(used_steps(line)?);
             }
-            Key::RateLimit => {
-                let mut words = value.split([' ', '\t']).filter(|w| !w.is_empty());
-                let attempts = words.next().and_then(|w| ranged(w, 1, 100));
-                let seconds = words.next().and_then(|w| ranged(w, 1, 3600));
-                let (Some(attempts), Some(seconds)) = (attempts, seconds) else {
-                    return Err(bad(
-                        "expected attempts (1 to 100) and seconds (1 to 3600), then optional \
-                         timestamps",
-                    ));
-                };
-                let mut history = 0_usize;
-                for word in words {
-                    decimal_u64(word).ok_or_else(|| {
-                        bad("expected timestamps (whole numbers) after attempts and seconds")
-                    })?;
-                    history += 1;
-                }
-                if history > 0 {
-                    notes.push(format!(
-                        "line {no}: the {history} recent login attempt timestamp(s) kept for \
-                         RATE_LIMIT are not imported"
-                    ));
-                }
-                rate_limit = Some((attempts, seconds));
-            }
+            Key::RateLimit => self.rate_limit = Some(rate_limit(line, notes)?),
             Key::TimeSkew => {
-                time_skew = Some(
-                    decimal_i64(value)
-                        .ok_or_else(|| bad("expected a whole number of time steps, e.g. -1"))?,
-                );
+                self.time_skew =
+                    Some(decimal_i64(value).ok_or_else(|| {
+                        line.bad("expected a whole number of time steps, e.g. -1")
+                    })?);
             }
             Key::ResettingTimeSkew => notes.push(format!(
                 "line {no}: RESETTING_TIME_SKEW (an unfinished time-skew reset) is not imported"
@@ -273,52 +329,85 @@ pub fn parse_google_authenticator(text: &str) -> Result<GoogleAuthenticator, Imp
                 "line {no}: LAST{n} (grace-period login record) is not imported"
             )),
         }
+        Ok(())
     }
 
-    // pam_google_authenticator: scratch codes first; then HOTP if
-    // HOTP_COUNTER >= 1 (strtol), else TOTP if the file contains
-    // `" TOTP_AUTH`, else nothing.
-    let (totp, hotp_counter) = match hotp_counter {
-        Some((no, counter)) if counter >= 1 => {
-            if totp_auth {
-                notes.push(format!(
-                    "line {no}: the file has both TOTP_AUTH and HOTP_COUNTER; \
-                     pam_google_authenticator uses counter-based (HOTP) codes, so this was \
-                     imported as HOTP"
-                ));
+    /// What the module would verify: `(totp, hotp_counter)`.
+    ///
+    /// pam_google_authenticator: scratch codes first; then HOTP if
+    /// HOTP_COUNTER >= 1 (strtol), else TOTP if the file contains
+    /// `" TOTP_AUTH`, else nothing.
+    fn mode(&self, notes: &mut Vec<String>) -> Result<(bool, Option<u64>), ImportError> {
+        match self.hotp_counter {
+            Some((no, counter)) if counter >= 1 => {
+                if self.totp_auth {
+                    notes.push(format!(
+                        "line {no}: the file has both TOTP_AUTH and HOTP_COUNTER; \
+                         pam_google_authenticator uses counter-based (HOTP) codes, so this was \
+                         imported as HOTP"
+                    ));
+                }
+                Ok((false, Some(counter)))
             }
-            (false, Some(counter))
+            zero => {
+                if !self.totp_auth {
+                    return Err(ImportError::Format(
+                        "neither '\" TOTP_AUTH' nor '\" HOTP_COUNTER n' (n >= 1) is present: \
+                         pam_google_authenticator would accept only scratch codes from this file"
+                            .into(),
+                    ));
+                }
+                if let Some((no, _)) = zero {
+                    notes.push(format!(
+                        "line {no}: HOTP_COUNTER 0 disables counter-based codes; imported as TOTP"
+                    ));
+                }
+                Ok((true, None))
+            }
         }
-        zero => {
-            if !totp_auth {
-                return Err(ImportError::Format(
-                    "neither '\" TOTP_AUTH' nor '\" HOTP_COUNTER n' (n >= 1) is present: \
-                     pam_google_authenticator would accept only scratch codes from this file"
-                        .into(),
-                ));
-            }
-            if let Some((no, _)) = zero {
-                notes.push(format!(
-                    "line {no}: HOTP_COUNTER 0 disables counter-based codes; imported as TOTP"
-                ));
-            }
-            (true, None)
-        }
-    };
+    }
+}
 
-    Ok(GoogleAuthenticator {
-        secret,
-        totp,
-        hotp_counter,
-        window_size,
-        step_size,
-        disallow_reuse,
-        used_steps,
-        rate_limit,
-        time_skew,
-        scratch_codes,
-        notes,
-    })
+/// `" DISALLOW_REUSE [step ...]`: the time steps already used.
+fn used_steps(line: &OptionLine<'_>) -> Result<Vec<u64>, ImportError> {
+    line.value
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            decimal_u64(word).ok_or_else(|| {
+                line.bad("expected used time steps (whole numbers) separated by spaces")
+            })
+        })
+        .collect()
+}
+
+/// `" RATE_LIMIT attempts seconds [timestamp ...]`: the limit; the
+/// timestamps are the module's state, checked and dropped (noted).
+fn rate_limit(line: &OptionLine<'_>, notes: &mut Vec<String>) -> Result<(u32, u32), ImportError> {
+    let mut words = line.value.split([' ', '\t']).filter(|w| !w.is_empty());
+    let attempts = words.next().and_then(|w| ranged(w, 1, 100));
+    let seconds = words.next().and_then(|w| ranged(w, 1, 3600));
+    let (Some(attempts), Some(seconds)) = (attempts, seconds) else {
+        return Err(line.bad(
+            "expected attempts (1 to 100) and seconds (1 to 3600), then optional \
+             timestamps",
+        ));
+    };
+    let mut history = 0_usize;
+    for word in words {
+        decimal_u64(word).ok_or_else(|| {
+            line.bad("expected timestamps (whole numbers) after attempts and seconds")
+        })?;
+        history += 1;
+    }
+    if history > 0 {
+        notes.push(format!(
+            "line {}: the {history} recent login attempt timestamp(s) kept for \
+             RATE_LIMIT are not imported",
+            line.no
+        ));
+    }
+    Ok((attempts, seconds))
 }
 
 /// A whole number within `min..=max`.

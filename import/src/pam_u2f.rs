@@ -151,77 +151,109 @@ fn parse_credential(user: &str, line: usize, segment: &str) -> Result<U2fCredent
             return Err(format!("{name} is empty"));
         }
     }
-    let base = |key_handle, resident, public_key, algorithm, flags: Flags, legacy| U2fCredential {
+    let key = match fields.as_slice() {
+        [key_handle, user_key] => legacy_key(key_handle, user_key)?,
+        [key_handle, user_key, cose_type, rest @ ..] if rest.len() <= 1 => current_key(
+            key_handle,
+            user_key,
+            cose_type,
+            rest.first().copied().unwrap_or(""),
+        )?,
+        [_] => {
+            return Err(
+                "expected KeyHandle,UserKey,CoseType,Options (or the legacy \
+                    KeyHandle,UserKey), found a single field"
+                    .into(),
+            );
+        }
+        _ => {
+            return Err(format!(
+                "expected 4 comma-separated fields KeyHandle,UserKey,CoseType,Options, found {}",
+                fields.len()
+            ));
+        }
+    };
+    Ok(U2fCredential {
         user: user.to_owned(),
         line,
+        key_handle: key.key_handle,
+        resident: key.resident,
+        public_key: key.public_key,
+        algorithm: key.algorithm,
+        presence: key.flags.presence,
+        pin: key.flags.pin,
+        verification: key.flags.verification,
+        legacy: key.legacy,
+    })
+}
+
+/// What one credential's fields say about its key.
+struct KeyFields {
+    key_handle: Vec<u8>,
+    resident: bool,
+    public_key: Vec<u8>,
+    algorithm: CoseAlgorithm,
+    flags: Flags,
+    legacy: bool,
+}
+
+/// The legacy `KeyHandle,UserKeyHex`: es256 and `+presence`, as pam-u2f
+/// assumes.
+fn legacy_key(key_handle: &str, user_key: &str) -> Result<KeyFields, String> {
+    if key_handle == "*" {
+        return Err("a resident credential ('*') needs the current format \
+                    KeyHandle,UserKey,CoseType,Options"
+            .into());
+    }
+    Ok(KeyFields {
+        key_handle: decode_legacy_key_handle(key_handle)?,
+        resident: false,
+        public_key: decode_legacy_user_key(user_key)?,
+        algorithm: CoseAlgorithm::Es256,
+        flags: Flags {
+            presence: true,
+            ..Flags::default()
+        },
+        legacy: true,
+    })
+}
+
+/// The current `KeyHandle,UserKey,CoseType,Options`.
+fn current_key(
+    key_handle: &str,
+    user_key: &str,
+    cose_type: &str,
+    options: &str,
+) -> Result<KeyFields, String> {
+    let algorithm = cose_algorithm(cose_type)?;
+    let (key_handle, resident) = if key_handle == "*" {
+        (Vec::new(), true)
+    } else {
+        let decoded = decode_base64(key_handle).ok_or("KeyHandle is not valid base64")?;
+        if decoded.is_empty() {
+            return Err("KeyHandle decodes to nothing".into());
+        }
+        (decoded, false)
+    };
+    let raw = decode_base64(user_key).ok_or("UserKey is not valid base64")?;
+    let public_key = match algorithm {
+        CoseAlgorithm::Es256 => es256_point(raw)?,
+        CoseAlgorithm::EdDsa if raw.len() == 32 => raw,
+        CoseAlgorithm::EdDsa => {
+            return Err(format!(
+                "an eddsa UserKey must be 32 bytes; this one is {}",
+                raw.len()
+            ));
+        }
+    };
+    Ok(KeyFields {
         key_handle,
         resident,
         public_key,
         algorithm,
-        presence: flags.presence,
-        pin: flags.pin,
-        verification: flags.verification,
-        legacy,
-    };
-    match fields.as_slice() {
-        [key_handle, user_key] => {
-            if *key_handle == "*" {
-                return Err("a resident credential ('*') needs the current format \
-                            KeyHandle,UserKey,CoseType,Options"
-                    .into());
-            }
-            let key_handle = decode_legacy_key_handle(key_handle)?;
-            let public_key = decode_legacy_user_key(user_key)?;
-            let flags = Flags {
-                presence: true,
-                ..Flags::default()
-            };
-            Ok(base(
-                key_handle,
-                false,
-                public_key,
-                CoseAlgorithm::Es256,
-                flags,
-                true,
-            ))
-        }
-        [key_handle, user_key, cose_type, rest @ ..] if rest.len() <= 1 => {
-            let algorithm = cose_algorithm(cose_type)?;
-            let (key_handle, resident) = if *key_handle == "*" {
-                (Vec::new(), true)
-            } else {
-                let decoded = decode_base64(key_handle).ok_or("KeyHandle is not valid base64")?;
-                if decoded.is_empty() {
-                    return Err("KeyHandle decodes to nothing".into());
-                }
-                (decoded, false)
-            };
-            let raw = decode_base64(user_key).ok_or("UserKey is not valid base64")?;
-            let public_key = match algorithm {
-                CoseAlgorithm::Es256 => es256_point(raw)?,
-                CoseAlgorithm::EdDsa if raw.len() == 32 => raw,
-                CoseAlgorithm::EdDsa => {
-                    return Err(format!(
-                        "an eddsa UserKey must be 32 bytes; this one is {}",
-                        raw.len()
-                    ));
-                }
-            };
-            let flags = parse_options(rest.first().copied().unwrap_or(""))?;
-            Ok(base(
-                key_handle, resident, public_key, algorithm, flags, false,
-            ))
-        }
-        [_] => Err(
-            "expected KeyHandle,UserKey,CoseType,Options (or the legacy \
-                    KeyHandle,UserKey), found a single field"
-                .into(),
-        ),
-        _ => Err(format!(
-            "expected 4 comma-separated fields KeyHandle,UserKey,CoseType,Options, found {}",
-            fields.len()
-        )),
-    }
+        flags: parse_options(options)?,
+        legacy: false,
+    })
 }
 
 fn cose_algorithm(name: &str) -> Result<CoseAlgorithm, String> {

@@ -96,97 +96,137 @@ pub fn parse_users_oath(text: &str) -> Result<Vec<OathEntry>, ImportError> {
     reject_bom(text, "usersfile")?;
     let mut entries = Vec::new();
     for (no, line) in numbered_lines(text) {
-        let mut fields = line.split([' ', '\t', '\r']).filter(|f| !f.is_empty());
-        let Some(token_type) = fields.next() else {
-            continue;
-        };
-        if token_type.starts_with('#') {
-            continue;
+        if let Some(entry) = parse_line(no, line)? {
+            entries.push(entry);
         }
-        let bad = |reason: &str| ImportError::at(no, reason.to_owned());
-        let (period, digits) = parse_type(token_type).ok_or_else(|| {
-            bad(
-                "unknown TYPE; expected HOTP, HOTP/E, HOTP/E/6|7|8, HOTP/T30[/6|7|8] or \
-                 HOTP/T60[/6|7|8] (liboath has no hash suffix such as /SHA256)",
-            )
-        })?;
-        let user = fields
-            .next()
-            .ok_or_else(|| ImportError::at(no, format!("missing USER; expected {LAYOUT}")))?;
-        check_user(user).map_err(bad)?;
-        let pin = fields.next().ok_or_else(|| {
-            ImportError::at(no, format!("missing PIN ('-' for none); expected {LAYOUT}"))
-        })?;
-        let secret_hex = fields
-            .next()
-            .ok_or_else(|| ImportError::at(no, format!("missing SECRET; expected {LAYOUT}")))?;
-        let secret = decode_secret(secret_hex).map_err(|reason| ImportError::at(no, reason))?;
-        let counter = fields
-            .next()
-            .map(|f| {
-                decimal_u64(f).ok_or_else(|| bad("COUNTER must be a non-negative whole number"))
-            })
-            .transpose()?;
-        let last_otp = fields.next();
-        if let Some(otp) = last_otp {
-            if otp.is_empty() || !otp.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad("LASTOTP must be the digits of the last accepted code"));
-            }
-            if otp.len() != digits as usize {
-                return Err(ImportError::at(
-                    no,
-                    format!(
-                        "LASTOTP has {} digits but TYPE says {digits}; pam_oath checks codes at \
-                         the length typed, so correct TYPE to the token's real length",
-                        otp.len()
-                    ),
-                ));
-            }
-        }
-        let last_otp_time = fields
-            .next()
-            .map(|time| {
-                if valid_time(time) {
-                    Ok(time.to_owned())
-                } else {
-                    Err(bad(
-                        "TIME must look like 2025-07-01T09:30:30L (liboath's %Y-%m-%dT%H:%M:%SL)",
-                    ))
-                }
-            })
-            .transpose()?;
-        if fields.next().is_some() {
-            return Err(ImportError::at(
-                no,
-                format!("unexpected field after TIME; expected {LAYOUT}"),
-            ));
-        }
-        let kind = match period {
-            Some(period) => OathKind::Totp { period },
-            None => {
-                let counter = counter.unwrap_or(0);
-                let next = if last_otp.is_some() {
-                    counter
-                        .checked_add(1)
-                        .ok_or_else(|| bad("COUNTER is at its maximum; the token is exhausted"))?
-                } else {
-                    counter
-                };
-                OathKind::Hotp { counter: next }
-            }
-        };
-        entries.push(OathEntry {
-            user: user.to_owned(),
-            line: no,
-            kind,
-            digits,
-            algorithm: "SHA1".to_owned(),
-            secret,
-            has_pin: pin != "-" && pin != "+",
-            last_otp_time,
-        });
     }
     Ok(entries)
+}
+
+/// One line: an entry, or `None` for a blank or `#` line.
+fn parse_line(no: usize, line: &str) -> Result<Option<OathEntry>, ImportError> {
+    let mut fields = line.split([' ', '\t', '\r']).filter(|f| !f.is_empty());
+    let Some(token_type) = fields.next() else {
+        return Ok(None);
+    };
+    if token_type.starts_with('#') {
+        return Ok(None);
+    }
+    let bad = |reason: &str| ImportError::at(no, reason.to_owned());
+    let (period, digits) = parse_type(token_type).ok_or_else(|| {
+        bad(
+            "unknown TYPE; expected HOTP, HOTP/E, HOTP/E/6|7|8, HOTP/T30[/6|7|8] or \
+             HOTP/T60[/6|7|8] (liboath has no hash suffix such as /SHA256)",
+        )
+    })?;
+    let user = fields
+        .next()
+        .ok_or_else(|| ImportError::at(no, format!("missing USER; expected {LAYOUT}")))?;
+    check_user(user).map_err(bad)?;
+    let pin = fields.next().ok_or_else(|| {
+        ImportError::at(no, format!("missing PIN ('-' for none); expected {LAYOUT}"))
+    })?;
+    let secret_hex = fields
+        .next()
+        .ok_or_else(|| ImportError::at(no, format!("missing SECRET; expected {LAYOUT}")))?;
+    let secret = decode_secret(secret_hex).map_err(|reason| ImportError::at(no, reason))?;
+    let state = parse_state(no, fields, digits)?;
+    let kind = match period {
+        Some(period) => OathKind::Totp { period },
+        None => OathKind::Hotp {
+            counter: next_counter(&state)
+                .ok_or_else(|| bad("COUNTER is at its maximum; the token is exhausted"))?,
+        },
+    };
+    Ok(Some(OathEntry {
+        user: user.to_owned(),
+        line: no,
+        kind,
+        digits,
+        algorithm: "SHA1".to_owned(),
+        secret,
+        has_pin: pin != "-" && pin != "+",
+        last_otp_time: state.last_otp_time,
+    }))
+}
+
+/// What liboath wrote after the last accepted code: COUNTER, LASTOTP, TIME.
+struct TokenState {
+    counter: Option<u64>,
+    has_last_otp: bool,
+    last_otp_time: Option<String>,
+}
+
+/// The optional fields after SECRET; nothing may follow TIME.
+fn parse_state<'a>(
+    no: usize,
+    mut fields: impl Iterator<Item = &'a str>,
+    digits: u32,
+) -> Result<TokenState, ImportError> {
+    let bad = |reason: &str| ImportError::at(no, reason.to_owned());
+    let counter = fields
+        .next()
+        .map(|f| decimal_u64(f).ok_or_else(|| bad("COUNTER must be a non-negative whole number")))
+        .transpose()?;
+    let last_otp = fields.next();
+    if let Some(otp) = last_otp {
+        check_last_otp(no, otp, digits)?;
+    }
+    let last_otp_time = fields
+        .next()
+        .map(|time| {
+            if valid_time(time) {
+                Ok(time.to_owned())
+            } else {
+                Err(bad(
+                    "TIME must look like 2025-07-01T09:30:30L (liboath's %Y-%m-%dT%H:%M:%SL)",
+                ))
+            }
+        })
+        .transpose()?;
+    if fields.next().is_some() {
+        return Err(ImportError::at(
+            no,
+            format!("unexpected field after TIME; expected {LAYOUT}"),
+        ));
+    }
+    Ok(TokenState {
+        counter,
+        has_last_otp: last_otp.is_some(),
+        last_otp_time,
+    })
+}
+
+/// LASTOTP: the digits of the last accepted code, as many as TYPE says.
+fn check_last_otp(no: usize, otp: &str, digits: u32) -> Result<(), ImportError> {
+    if otp.is_empty() || !otp.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ImportError::at(
+            no,
+            "LASTOTP must be the digits of the last accepted code",
+        ));
+    }
+    if otp.len() != digits as usize {
+        return Err(ImportError::at(
+            no,
+            format!(
+                "LASTOTP has {} digits but TYPE says {digits}; pam_oath checks codes at \
+                 the length typed, so correct TYPE to the token's real length",
+                otp.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The next HOTP counter a code may be accepted for: COUNTER + 1 once the
+/// code for COUNTER was used (LASTOTP), else COUNTER; `None` on overflow.
+fn next_counter(state: &TokenState) -> Option<u64> {
+    let counter = state.counter.unwrap_or(0);
+    if state.has_last_otp {
+        counter.checked_add(1)
+    } else {
+        Some(counter)
+    }
 }
 
 /// liboath's `parse_type`: (TOTP period, digits).

@@ -191,46 +191,51 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
             );
             PamResultCode::PAM_AUTH_ERR
         }
+        Outcome::Unavailable(why) => unavailable(&why, args, &context, &mut prompter),
+    }
+}
+
+/// The daemon could not be asked, or stopped answering: `failmode` decides.
+fn unavailable(
+    why: &str,
+    args: &Args,
+    context: &HashMap<String, String>,
+    prompter: &mut Conversation<'_>,
+) -> PamResultCode {
+    let (user, service) = (&context[keys::USER], &context[keys::SERVICE]);
+    match args.failmode {
         // failmode=safe covers a daemon that could not be asked. An attempt
         // the daemon already challenged is known to need a step-up: losing
         // the daemon now (killed, hung, restarted) must not turn that into a
         // pass, or stopping the daemon mid-prompt would skip the factor.
-        Outcome::Unavailable(why) if args.failmode == FailMode::Safe && prompter.challenged => {
+        FailMode::Safe if prompter.challenged => {
             syslog::log(
                 Severity::Err,
                 &format!(
-                    "step-up lost mid-challenge, failing closed although failmode=safe for user {} service {}: {why}",
-                    context[keys::USER],
-                    context[keys::SERVICE]
+                    "step-up lost mid-challenge, failing closed although failmode=safe for user {user} service {service}: {why}"
                 ),
             );
             let _ = prompter.error("Step-up authentication is unavailable.");
             PamResultCode::PAM_AUTHINFO_UNAVAIL
         }
-        Outcome::Unavailable(why) => match args.failmode {
-            FailMode::Secure => {
-                syslog::log(
-                    Severity::Err,
-                    &format!(
-                        "step-up unavailable, failing closed (failmode=secure) for user {} service {}: {why}",
-                        context[keys::USER],
-                        context[keys::SERVICE]
-                    ),
-                );
-                let _ = prompter.error("Step-up authentication is unavailable.");
-                PamResultCode::PAM_AUTHINFO_UNAVAIL
-            }
-            FailMode::Safe => {
-                syslog::log(
-                    Severity::Alert,
-                    &format!(
-                        "FAIL-SAFE PASS: step-up unavailable, letting user {} through service {} without a second factor (failmode=safe): {why}",
-                        context[keys::USER],
-                        context[keys::SERVICE]
-                    ),
-                );
-                PamResultCode::PAM_SUCCESS
-            }
-        },
+        FailMode::Secure => {
+            syslog::log(
+                Severity::Err,
+                &format!(
+                    "step-up unavailable, failing closed (failmode=secure) for user {user} service {service}: {why}"
+                ),
+            );
+            let _ = prompter.error("Step-up authentication is unavailable.");
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
+        }
+        FailMode::Safe => {
+            syslog::log(
+                Severity::Alert,
+                &format!(
+                    "FAIL-SAFE PASS: step-up unavailable, letting user {user} through service {service} without a second factor (failmode=safe): {why}"
+                ),
+            );
+            PamResultCode::PAM_SUCCESS
+        }
     }
 }

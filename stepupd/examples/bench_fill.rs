@@ -61,10 +61,34 @@ fn main() -> Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let started = Instant::now();
 
-    let mut store = Store::open(dir)?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let path = add_credentials(dir, users, hot > 0, now, &mut rng)?;
+    if history + hot > 0 {
+        add_history(&path, users, history, hot, now, &mut rng)?;
+    }
+
+    let store = Store::open(dir)?;
+    println!(
+        "filled {} with {users} users, {history} history rows (+{hot} for `hot`), {} credentials in {:.1} s",
+        dir.display(),
+        store.credential_count()?,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One TOTP credential for each of `u0` … `u{USERS-1}` (and `hot`), through
+/// the store's own import. Returns the database file.
+fn add_credentials(
+    dir: &Path,
+    users: u64,
+    hot: bool,
+    now: u64,
+    rng: &mut Rng,
+) -> Result<std::path::PathBuf> {
+    let mut store = Store::open(dir)?;
     let mut batch = ImportBatch::default();
-    for i in 0..users + u64::from(hot > 0) {
+    for i in 0..users + u64::from(hot) {
         let mut secret = vec![0u8; 20];
         for b in secret.iter_mut() {
             *b = rng.next() as u8;
@@ -86,55 +110,54 @@ fn main() -> Result<()> {
         });
     }
     store.import(&batch)?;
-    let path = store.path().to_owned();
-    drop(batch);
-    drop(store);
+    Ok(store.path().to_owned())
+}
 
-    if history + hot > 0 {
-        let mut conn = rusqlite::Connection::open(&path)?;
-        let tx = conn.transaction()?;
-        {
-            let mut insert = tx.prepare(
-                "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'totp', ?6)",
-            )?;
-            for _ in 0..history {
-                let r = rng.next();
-                let user = format!("u{}", r % users);
-                let time = now - (rng.next() % (170 * 86_400));
-                let rhost = format!("198.51.100.{}", (r >> 20) % 250);
-                let tty = format!("/dev/pts/{}", (r >> 32) % 16);
-                insert.execute(rusqlite::params![
-                    time,
-                    user,
-                    SERVICES[((r >> 40) % 3) as usize],
-                    tty,
-                    rhost,
-                    OUTCOMES[((r >> 48) % 8) as usize],
-                ])?;
-            }
-            for _ in 0..hot {
-                let time = now - (rng.next() % (29 * 86_400));
-                insert.execute(rusqlite::params![
-                    time,
-                    "hot",
-                    "sudo",
-                    "/dev/pts/1",
-                    "",
-                    "cancelled"
-                ])?;
-            }
+/// HISTORY rows spread over the users and 170 days, then HOT cancelled
+/// attempts of `hot` in the past 29 days, in one transaction.
+fn add_history(
+    path: &Path,
+    users: u64,
+    history: u64,
+    hot: u64,
+    now: u64,
+    rng: &mut Rng,
+) -> Result<()> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'totp', ?6)",
+        )?;
+        for _ in 0..history {
+            let r = rng.next();
+            let user = format!("u{}", r % users);
+            let time = now - (rng.next() % (170 * 86_400));
+            let rhost = format!("198.51.100.{}", (r >> 20) % 250);
+            let tty = format!("/dev/pts/{}", (r >> 32) % 16);
+            insert.execute(rusqlite::params![
+                time,
+                user,
+                SERVICES[((r >> 40) % 3) as usize],
+                tty,
+                rhost,
+                OUTCOMES[((r >> 48) % 8) as usize],
+            ])?;
         }
-        tx.commit()?;
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        for _ in 0..hot {
+            let time = now - (rng.next() % (29 * 86_400));
+            insert.execute(rusqlite::params![
+                time,
+                "hot",
+                "sudo",
+                "/dev/pts/1",
+                "",
+                "cancelled"
+            ])?;
+        }
     }
-
-    let store = Store::open(dir)?;
-    println!(
-        "filled {} with {users} users, {history} history rows (+{hot} for `hot`), {} credentials in {:.1} s",
-        dir.display(),
-        store.credential_count()?,
-        started.elapsed().as_secs_f64()
-    );
+    tx.commit()?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(())
 }

@@ -45,17 +45,60 @@ pub enum StartError {
     Signals(#[from] std::io::Error),
 }
 
+/// Starts the daemon and serves until SIGTERM/SIGINT (`Ok`) or until the
+/// bus goes away ([`StartError::BusLost`]).
 pub async fn run(options: Options) -> Result<(), StartError> {
     let config = Config::load_dir(&options.config_dir)?;
     let store = Store::open(&options.state_dir)?;
     let chain_resumed = audit::init(&options.state_dir, &config.audit.journal_socket)?;
     let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()));
+    let (connection, owner_changes) = serve(&options.bus_address, &engine).await?;
+    audit::event(
+        "daemon_started",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("config_dir", &options.config_dir.display().to_string()),
+            ("state_dir", &options.state_dir.display().to_string()),
+            (
+                "chain_resumed",
+                if chain_resumed { "true" } else { "false" },
+            ),
+        ],
+    );
+    let watcher = tokio::spawn(end_sessions_of_departed(engine.clone(), owner_changes));
+    let expiry = tokio::spawn(expire_every_second(engine.clone()));
+    let bus_lost = wait_for_stop(&engine, &connection).await?;
+    watcher.abort();
+    expiry.abort();
+    if !bus_lost {
+        let _ = connection.release_name(BUS_NAME).await;
+    }
+    engine.shutdown();
+    if bus_lost {
+        audit::event("daemon_stopped", &[("reason", "bus connection lost")]);
+    } else {
+        audit::event("daemon_stopped", &[]);
+    }
+    audit::finish();
+    if bus_lost {
+        return Err(StartError::BusLost {
+            address: options.bus_address.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Connects to the bus, serves the interface, watches connections leave,
+/// and takes the bus name last (so the daemon is ready once it is ours).
+async fn serve(
+    bus_address: &str,
+    engine: &Arc<Engine>,
+) -> Result<(zbus::Connection, zbus::fdo::NameOwnerChangedStream), StartError> {
     let bus_err = |source| StartError::Bus {
-        address: options.bus_address.clone(),
+        address: bus_address.to_owned(),
         source,
     };
-
-    let connection = zbus::connection::Builder::address(options.bus_address.as_str())
+    let connection = zbus::connection::Builder::address(bus_address)
         .build()
         .await
         .map_err(bus_err)?;
@@ -77,7 +120,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     // Only names that lost their owner (arg2 = ""): a connection leaving is
     // what ends its sessions; every client's arrival would wake us for
     // nothing.
-    let mut owner_changes = dbus
+    let owner_changes = dbus
         .receive_name_owner_changed_with_args(&[(2, "")])
         .await
         .map_err(bus_err)?;
@@ -90,50 +133,46 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             zbus::fdo::RequestNameReply::PrimaryOwner
             | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(()),
             other => Err(StartError::Bus {
-                address: options.bus_address.clone(),
+                address: bus_address.to_owned(),
                 source: zbus::Error::Failure(format!("{BUS_NAME} is already owned ({other:?})")),
             }),
         })?;
-    audit::event(
-        "daemon_started",
-        &[
-            ("version", env!("CARGO_PKG_VERSION")),
-            ("config_dir", &options.config_dir.display().to_string()),
-            ("state_dir", &options.state_dir.display().to_string()),
-            (
-                "chain_resumed",
-                if chain_resumed { "true" } else { "false" },
-            ),
-        ],
-    );
+    Ok((connection, owner_changes))
+}
 
-    // Sessions die with their connection.
-    let watcher_engine = engine.clone();
-    let watcher = tokio::spawn(async move {
-        while let Some(signal) = next(&mut owner_changes).await {
-            if let Ok(args) = signal.args()
-                && args.new_owner().is_none()
-                && args.name().starts_with(':')
-            {
-                watcher_engine.connection_closed(args.name());
-            }
+/// Sessions die with their connection.
+async fn end_sessions_of_departed(
+    engine: Arc<Engine>,
+    mut owner_changes: zbus::fdo::NameOwnerChangedStream,
+) {
+    while let Some(signal) = next(&mut owner_changes).await {
+        if let Ok(args) = signal.args()
+            && args.new_owner().is_none()
+            && args.name().starts_with(':')
+        {
+            engine.connection_closed(args.name());
         }
-    });
-    let expiry_engine = engine.clone();
-    let expiry = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut ticks: u64 = 0;
-        loop {
-            tick.tick().await;
-            expiry_engine.expire();
-            // History is bounded: prune at start and then hourly.
-            if ticks.is_multiple_of(3600) {
-                expiry_engine.prune_history();
-            }
-            ticks += 1;
-        }
-    });
+    }
+}
 
+/// Ends sessions past their deadline every second; prunes history at start
+/// and then hourly (history is bounded).
+async fn expire_every_second(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        engine.expire();
+        if ticks.is_multiple_of(3600) {
+            engine.prune_history();
+        }
+        ticks += 1;
+    }
+}
+
+/// Serves until SIGTERM or SIGINT (`false`) or until the bus connection
+/// closes (`true`); SIGHUP reloads the policy (a bad one keeps the old).
+async fn wait_for_stop(engine: &Engine, connection: &zbus::Connection) -> Result<bool, StartError> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -142,32 +181,14 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     // server and the owner watch set up again while every session (bound to
     // unique names on the old bus) is gone anyway. Exiting non-zero lets
     // systemd (Restart=on-failure) start a fresh daemon on the new bus.
-    let bus_lost = loop {
+    Ok(loop {
         tokio::select! {
             _ = term.recv() => break false,
             _ = int.recv() => break false,
             _ = hup.recv() => { let _ = engine.reload(); }
             () = connection.closed() => break true,
         }
-    };
-    watcher.abort();
-    expiry.abort();
-    if !bus_lost {
-        let _ = connection.release_name(BUS_NAME).await;
-    }
-    engine.shutdown();
-    if bus_lost {
-        audit::event("daemon_stopped", &[("reason", "bus connection lost")]);
-    } else {
-        audit::event("daemon_stopped", &[]);
-    }
-    audit::finish();
-    if bus_lost {
-        return Err(StartError::BusLost {
-            address: options.bus_address.clone(),
-        });
-    }
-    Ok(())
+    })
 }
 
 async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {

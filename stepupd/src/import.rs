@@ -58,23 +58,8 @@ pub fn google_authenticator(
             file.secret.len()
         )));
     }
-    let (algorithm, digits, period) =
-        totp::pinned(&config.totp, "SHA1", totp::DEFAULT_DIGITS, file.step_size);
-    let last_step = file
-        .disallow_reuse
-        .then(|| file.used_steps.iter().copied().max())
-        .flatten();
-    let cred = TotpCredential {
-        id: new_id("totp"),
-        user: user.to_owned(),
-        label: "google-authenticator".to_owned(),
-        secret: Zeroizing::new(file.secret.to_vec()),
-        algorithm,
-        digits,
-        period,
-        last_step,
-        created: now,
-    };
+    let cred = google_authenticator_credential(config, user, &file, now);
+    let last_step = cred.last_step;
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -100,6 +85,45 @@ pub fn google_authenticator(
             file.scratch_codes.len()
         );
     }
+    note_settings_left_behind(&mut report, config, &file);
+    batch.totp.push(cred);
+    Ok(Plan { batch, report })
+}
+
+/// The TOTP credential a google-authenticator file becomes; with
+/// `DISALLOW_REUSE`, the steps it lists as used stay used.
+fn google_authenticator_credential(
+    config: &Config,
+    user: &str,
+    file: &stepup_import::GoogleAuthenticator,
+    now: u64,
+) -> TotpCredential {
+    let (algorithm, digits, period) =
+        totp::pinned(&config.totp, "SHA1", totp::DEFAULT_DIGITS, file.step_size);
+    let last_step = file
+        .disallow_reuse
+        .then(|| file.used_steps.iter().copied().max())
+        .flatten();
+    TotpCredential {
+        id: new_id("totp"),
+        user: user.to_owned(),
+        label: "google-authenticator".to_owned(),
+        secret: Zeroizing::new(file.secret.to_vec()),
+        algorithm,
+        digits,
+        period,
+        last_step,
+        created: now,
+    }
+}
+
+/// The report's notes on what a google-authenticator file set that stepup
+/// does not carry over.
+fn note_settings_left_behind(
+    report: &mut String,
+    config: &Config,
+    file: &stepup_import::GoogleAuthenticator,
+) {
     if let Some(window) = file.window_size {
         let _ = writeln!(
             report,
@@ -116,8 +140,6 @@ pub fn google_authenticator(
     for note in &file.notes {
         let _ = writeln!(report, "note: {note}");
     }
-    batch.totp.push(cred);
-    Ok(Plan { batch, report })
 }
 
 /// A pam_u2f authfile; `origin` becomes each key's rpId (pam_u2f's default

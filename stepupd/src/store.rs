@@ -15,6 +15,95 @@ use zeroize::Zeroizing;
 pub const SCHEMA_VERSION: i64 = 4;
 const DB_FILE: &str = "stepup.db";
 
+/// The schema's migrations: `MIGRATIONS[n]` takes a store at version `n`
+/// to `n + 1`, in one transaction that also sets `user_version`. A new
+/// schema version adds one entry here. The statements keep the indentation
+/// they were first written with: SQLite stores each `CREATE` as written, so
+/// a new store's schema text stays the same as the one earlier releases made.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    // 0 → 1: credentials and history.
+    "BEGIN;
+                 CREATE TABLE credentials (
+                     id TEXT PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     label TEXT NOT NULL,
+                     secret BLOB NOT NULL,
+                     algorithm TEXT NOT NULL,
+                     digits INTEGER NOT NULL,
+                     period INTEGER NOT NULL,
+                     last_step INTEGER,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX credentials_user ON credentials(user);
+                 CREATE TABLE history (
+                     id INTEGER PRIMARY KEY,
+                     time INTEGER NOT NULL,
+                     user TEXT NOT NULL,
+                     service TEXT NOT NULL,
+                     tty TEXT NOT NULL,
+                     rhost TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     outcome TEXT NOT NULL
+                 );
+                 CREATE INDEX history_user_time ON history(user, time);
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+    // 1 → 2: the source addresses each user was allowed from.
+    "BEGIN;
+                 CREATE TABLE sources (
+                     user TEXT NOT NULL,
+                     rhost TEXT NOT NULL,
+                     last_seen INTEGER NOT NULL,
+                     PRIMARY KEY (user, rhost)
+                 );
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+    // 2 → 3: lockouts, recovery codes, FIDO2 credentials.
+    "BEGIN;
+                 CREATE TABLE lockout (
+                     user TEXT PRIMARY KEY,
+                     locked_at INTEGER,
+                     locked_until INTEGER,
+                     reset_at INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE TABLE recovery_codes (
+                     id INTEGER PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     hash TEXT NOT NULL,
+                     used_at INTEGER,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX recovery_codes_user ON recovery_codes(user);
+                 CREATE TABLE fido2_credentials (
+                     id TEXT PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     key_handle BLOB NOT NULL,
+                     resident INTEGER NOT NULL,
+                     public_key BLOB NOT NULL,
+                     algorithm TEXT NOT NULL,
+                     rp_id TEXT NOT NULL,
+                     sign_count INTEGER NOT NULL DEFAULT 0,
+                     presence INTEGER NOT NULL,
+                     pin INTEGER NOT NULL,
+                     verification INTEGER NOT NULL,
+                     label TEXT NOT NULL,
+                     created INTEGER NOT NULL,
+                     suspect INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE INDEX fido2_credentials_user ON fido2_credentials(user);
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+    // 3 → 4: grace and `stepped_up_within` ask for a user's last success
+    // in a window: without this index they read every row of the user's in
+    // the window (a user can add rows cheaply by cancelling prompts), 143 ms
+    // per decision at 100 000 rows.
+    "BEGIN;
+                 CREATE INDEX history_user_outcome_time ON history(user, outcome, time);
+                 PRAGMA user_version = 4;
+                 COMMIT;",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state directory {path}: {reason}")]
@@ -193,99 +282,10 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { found: version });
         }
-        if version < 1 {
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE credentials (
-                     id TEXT PRIMARY KEY,
-                     user TEXT NOT NULL,
-                     method TEXT NOT NULL,
-                     label TEXT NOT NULL,
-                     secret BLOB NOT NULL,
-                     algorithm TEXT NOT NULL,
-                     digits INTEGER NOT NULL,
-                     period INTEGER NOT NULL,
-                     last_step INTEGER,
-                     created INTEGER NOT NULL
-                 );
-                 CREATE INDEX credentials_user ON credentials(user);
-                 CREATE TABLE history (
-                     id INTEGER PRIMARY KEY,
-                     time INTEGER NOT NULL,
-                     user TEXT NOT NULL,
-                     service TEXT NOT NULL,
-                     tty TEXT NOT NULL,
-                     rhost TEXT NOT NULL,
-                     method TEXT NOT NULL,
-                     outcome TEXT NOT NULL
-                 );
-                 CREATE INDEX history_user_time ON history(user, time);
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )?;
-        }
-        if version < 2 {
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE sources (
-                     user TEXT NOT NULL,
-                     rhost TEXT NOT NULL,
-                     last_seen INTEGER NOT NULL,
-                     PRIMARY KEY (user, rhost)
-                 );
-                 PRAGMA user_version = 2;
-                 COMMIT;",
-            )?;
-        }
-        if version < 3 {
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE lockout (
-                     user TEXT PRIMARY KEY,
-                     locked_at INTEGER,
-                     locked_until INTEGER,
-                     reset_at INTEGER NOT NULL DEFAULT 0
-                 );
-                 CREATE TABLE recovery_codes (
-                     id INTEGER PRIMARY KEY,
-                     user TEXT NOT NULL,
-                     hash TEXT NOT NULL,
-                     used_at INTEGER,
-                     created INTEGER NOT NULL
-                 );
-                 CREATE INDEX recovery_codes_user ON recovery_codes(user);
-                 CREATE TABLE fido2_credentials (
-                     id TEXT PRIMARY KEY,
-                     user TEXT NOT NULL,
-                     key_handle BLOB NOT NULL,
-                     resident INTEGER NOT NULL,
-                     public_key BLOB NOT NULL,
-                     algorithm TEXT NOT NULL,
-                     rp_id TEXT NOT NULL,
-                     sign_count INTEGER NOT NULL DEFAULT 0,
-                     presence INTEGER NOT NULL,
-                     pin INTEGER NOT NULL,
-                     verification INTEGER NOT NULL,
-                     label TEXT NOT NULL,
-                     created INTEGER NOT NULL,
-                     suspect INTEGER NOT NULL DEFAULT 0
-                 );
-                 CREATE INDEX fido2_credentials_user ON fido2_credentials(user);
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )?;
-        }
-        if version < 4 {
-            // Grace and `stepped_up_within` ask for a user's last success
-            // in a window: without this index they read every row of the
-            // user's in the window (a user can add rows cheaply by
-            // cancelling prompts), 143 ms per decision at 100 000 rows.
-            self.conn.execute_batch(
-                "BEGIN;
-                 CREATE INDEX history_user_outcome_time ON history(user, outcome, time);
-                 PRAGMA user_version = 4;
-                 COMMIT;",
-            )?;
+        for (from, migration) in (0_i64..).zip(MIGRATIONS) {
+            if version <= from {
+                self.conn.execute_batch(migration)?;
+            }
         }
         Ok(())
     }

@@ -200,101 +200,132 @@ pub(crate) fn walk(hs: &[Handler], stepup_may_succeed: bool) -> Walk {
             continue;
         }
         let h = &hs[st.idx];
-        let level = h.level;
         let mut base = st;
-        if base.prev_level < level {
-            base.saved.resize(level + 1, (Impression::Undefined, false));
-            base.saved[level] = (base.impression, base.ok);
-        }
-        // Deeper levels are stale: they are saved again on the way in.
-        base.saved.truncate(level + 1);
-        base.prev_level = level;
+        base.enter(h.level);
         if h.kind == Kind::Substack {
             base.idx += 1;
             todo.push(base);
             continue;
         }
         for (rc, action, code) in outcomes(h, stepup_may_succeed) {
-            let mut s = base.clone();
-            if let (Some(code), None) = (code, s.culprit) {
-                s.culprit = Some(Culprit::StepupFailed {
-                    stepup: s.idx,
-                    code,
-                    blocking: matches!(action, Action::Bad | Action::Die),
-                });
-            }
-            let mut end_level = false;
-            match action {
-                Action::Reset => {
-                    (s.impression, s.ok) = s.saved[level];
-                    if let Some(Culprit::StepupFailed {
-                        stepup,
-                        blocking: true,
-                        ..
-                    }) = s.culprit
-                    {
-                        s.culprit = Some(Culprit::Reset { by: s.idx, stepup });
-                    }
-                    s.idx += 1;
-                }
-                Action::Ok | Action::Done => {
-                    if s.impression == Impression::Undefined
-                        || (s.impression == Impression::Positive && s.ok)
-                    {
-                        s.impression = Impression::Positive;
-                        s.ok = rc == Rc::Success;
-                    }
-                    end_level = action == Action::Done && s.impression == Impression::Positive;
-                    s.idx += 1;
-                }
-                Action::Bad | Action::Die => {
-                    if s.impression != Impression::Negative {
-                        s.impression = Impression::Negative;
-                        s.ok = rc == Rc::Success;
-                    }
-                    end_level = action == Action::Die;
-                    s.idx += 1;
-                }
-                Action::Ignore => s.idx += 1,
-                Action::Jump(n) => {
-                    let (j, left) = jump_end(hs, s.idx, n);
-                    if let (None, Some(stepup)) = (s.culprit, first_stepup(hs, s.idx + 1, j)) {
-                        s.culprit = Some(Culprit::Skip {
-                            by: s.idx,
-                            stepup,
-                            how: SkipHow::Jump,
-                            rc,
-                        });
-                    }
-                    if left > 0 {
-                        s.impression = Impression::Negative;
-                        s.ok = false;
-                    }
-                    s.idx = j + 1;
-                }
-            }
-            if end_level {
-                let from = s.idx - 1;
-                let j = end_of_level(hs, from);
-                if let (None, Some(stepup)) = (s.culprit, first_stepup(hs, from + 1, j)) {
-                    s.culprit = Some(Culprit::Skip {
-                        by: from,
-                        stepup,
-                        how: if action == Action::Die {
-                            SkipHow::Die
-                        } else {
-                            SkipHow::Done
-                        },
-                        rc,
-                    });
-                }
-                s.idx = j + 1;
-            }
-            todo.push(s);
+            todo.push(base.after(hs, rc, action, code));
         }
     }
     Walk {
         bypasses,
         truncated,
+    }
+}
+
+impl State {
+    /// Arrives at a handler on `level`: entering a substack saves the
+    /// impression and status it started with.
+    fn enter(&mut self, level: usize) {
+        if self.prev_level < level {
+            self.saved.resize(level + 1, (Impression::Undefined, false));
+            self.saved[level] = (self.impression, self.ok);
+        }
+        // Deeper levels are stale: they are saved again on the way in.
+        self.saved.truncate(level + 1);
+        self.prev_level = level;
+    }
+
+    /// The state after the current handler returned `rc` (pam_stepup.so:
+    /// failing with `code`) and its control said `action`.
+    fn after(&self, hs: &[Handler], rc: Rc, action: Action, code: Option<usize>) -> State {
+        let mut s = self.clone();
+        if let (Some(code), None) = (code, s.culprit) {
+            s.culprit = Some(Culprit::StepupFailed {
+                stepup: s.idx,
+                code,
+                blocking: matches!(action, Action::Bad | Action::Die),
+            });
+        }
+        if s.apply(hs, rc, action) {
+            s.end_level(hs, rc, action);
+        }
+        s
+    }
+
+    /// libpam's handling of one action; true when it ends the (sub)stack.
+    fn apply(&mut self, hs: &[Handler], rc: Rc, action: Action) -> bool {
+        let level = hs[self.idx].level;
+        let mut end_level = false;
+        match action {
+            Action::Reset => {
+                (self.impression, self.ok) = self.saved[level];
+                if let Some(Culprit::StepupFailed {
+                    stepup,
+                    blocking: true,
+                    ..
+                }) = self.culprit
+                {
+                    self.culprit = Some(Culprit::Reset {
+                        by: self.idx,
+                        stepup,
+                    });
+                }
+                self.idx += 1;
+            }
+            Action::Ok | Action::Done => {
+                if self.impression == Impression::Undefined
+                    || (self.impression == Impression::Positive && self.ok)
+                {
+                    self.impression = Impression::Positive;
+                    self.ok = rc == Rc::Success;
+                }
+                end_level = action == Action::Done && self.impression == Impression::Positive;
+                self.idx += 1;
+            }
+            Action::Bad | Action::Die => {
+                if self.impression != Impression::Negative {
+                    self.impression = Impression::Negative;
+                    self.ok = rc == Rc::Success;
+                }
+                end_level = action == Action::Die;
+                self.idx += 1;
+            }
+            Action::Ignore => self.idx += 1,
+            Action::Jump(n) => self.jump(hs, rc, n),
+        }
+        end_level
+    }
+
+    /// A jump of `n` lines; one that runs past the end fails the stack.
+    fn jump(&mut self, hs: &[Handler], rc: Rc, n: u32) {
+        let (j, left) = jump_end(hs, self.idx, n);
+        if let (None, Some(stepup)) = (self.culprit, first_stepup(hs, self.idx + 1, j)) {
+            self.culprit = Some(Culprit::Skip {
+                by: self.idx,
+                stepup,
+                how: SkipHow::Jump,
+                rc,
+            });
+        }
+        if left > 0 {
+            self.impression = Impression::Negative;
+            self.ok = false;
+        }
+        self.idx = j + 1;
+    }
+
+    /// `done` or `die` by the handler just run: skips the rest of its
+    /// (sub)stack.
+    fn end_level(&mut self, hs: &[Handler], rc: Rc, action: Action) {
+        let from = self.idx - 1;
+        let j = end_of_level(hs, from);
+        if let (None, Some(stepup)) = (self.culprit, first_stepup(hs, from + 1, j)) {
+            self.culprit = Some(Culprit::Skip {
+                by: from,
+                stepup,
+                how: if action == Action::Die {
+                    SkipHow::Die
+                } else {
+                    SkipHow::Done
+                },
+                rc,
+            });
+        }
+        self.idx = j + 1;
     }
 }

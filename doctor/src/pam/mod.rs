@@ -165,144 +165,169 @@ impl<'a> Flattener<'a> {
         });
     }
 
-    /// Reads one file's lines at `level`. `any_type`: the file was reached
-    /// directly or through `@include` (all types), not through `auth include`.
-    fn file(&mut self, path: &str, text: &str, include_level: usize, level: usize, any_type: bool) {
+    /// Reads one file's lines at `depth`.
+    fn file(&mut self, path: &str, text: &str, depth: Depth) {
         self.chain.push(path.to_owned());
         for line in logical_lines(text) {
             let loc = Loc {
                 path: path.to_owned(),
                 line: line.line,
             };
-            let tokens = tokenize(&line.text);
-            let shown = display_line(&tokens);
-            let Some(first) = tokens.first() else {
-                continue;
-            };
-            if first == "@include" {
-                self.include(
-                    &loc,
-                    &shown,
-                    tokens.get(1),
-                    include_level,
-                    level,
-                    false,
-                    any_type,
-                );
-                continue;
-            }
-            let (dash, ty) = match first.strip_prefix('-') {
-                Some(rest) => (true, rest),
-                None => (false, first.as_str()),
-            };
-            let ty = ty.to_ascii_lowercase();
-            let control = tokens.get(1).map(|t| parse_control(t));
-            let module = tokens.get(2);
-            if !matches!(ty.as_str(), "auth" | "account" | "password" | "session") {
-                self.findings.push(Finding::warning(
-                    loc.render(),
-                    format!(
-                        "unknown module type `{first}`: libpam adds this line to the auth stack as one that always fails"
-                    ),
-                ));
-                let actions = match control {
-                    Some(Ok(Control::Actions(a))) => *a,
-                    _ => [Action::Bad; N_CODES],
-                };
-                self.must_fail(loc, level, shown, actions);
-                continue;
-            }
-            if ty != "auth" {
-                if any_type && module.is_some_and(|m| is_stepup_module(m)) {
-                    self.other_types.push((ty, loc));
-                }
-                continue;
-            }
-            let control = match control {
-                None => {
-                    self.findings.push(Finding::warning(
-                        loc.render(),
-                        "auth line without a control field: libpam makes it always fail",
-                    ));
-                    self.must_fail(loc, level, shown, [Action::Bad; N_CODES]);
-                    continue;
-                }
-                Some(Ok(c)) => c,
-                Some(Err(why)) => {
-                    self.findings.push(Finding::warning(
-                        loc.render(),
-                        format!("{why}: libpam treats every result of this line as `bad`"),
-                    ));
-                    Control::Actions(Box::new([Action::Bad; N_CODES]))
-                }
-            };
-            match control {
-                Control::Include | Control::Substack => {
-                    let substack = control == Control::Substack;
-                    if substack {
-                        self.handlers.push(Handler {
-                            kind: Kind::Substack,
-                            level,
-                            actions: [Action::Ignore; N_CODES],
-                            loc: loc.clone(),
-                            text: shown.clone(),
-                            control_text: "substack".to_owned(),
-                            module: String::new(),
-                            args: Vec::new(),
-                            dash,
-                            stepup: false,
-                        });
-                    }
-                    self.include(&loc, &shown, module, include_level, level, substack, false);
-                }
-                Control::Actions(actions) => {
-                    let actions = *actions;
-                    let Some(module) = module else {
-                        self.findings.push(Finding::warning(
-                            loc.render(),
-                            "auth line without a module path: libpam makes it always fail",
-                        ));
-                        self.must_fail(loc, level, shown, actions);
-                        continue;
-                    };
-                    let control_text = tokens
-                        .get(1)
-                        .map(|t| normalize_control(t))
-                        .unwrap_or_default();
-                    self.handlers.push(Handler {
-                        kind: Kind::Module,
-                        level,
-                        actions,
-                        stepup: is_stepup_module(module),
-                        module: module.clone(),
-                        args: tokens[3..].iter().map(|a| unbracket_arg(a)).collect(),
-                        loc,
-                        text: shown,
-                        control_text,
-                        dash,
-                    });
-                }
-            }
+            self.line(loc, &tokenize(&line.text), depth);
         }
         self.chain.pop();
     }
 
-    /// `@include`, `auth include` and `auth substack`. When the file cannot be
-    /// used, libpam puts one always-failing line in its place.
-    #[allow(clippy::too_many_arguments)]
+    /// One logical line: `@include`, an `auth` line, a line of another type
+    /// (skipped, but pam_stepup.so there is remembered), or a line with an
+    /// unknown type (always fails).
+    fn line(&mut self, loc: Loc, tokens: &[String], depth: Depth) {
+        let shown = display_line(tokens);
+        let Some(first) = tokens.first() else {
+            return;
+        };
+        if first == "@include" {
+            self.include(&loc, &shown, tokens.get(1), depth, false);
+            return;
+        }
+        let (dash, ty) = match first.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, first.as_str()),
+        };
+        let ty = ty.to_ascii_lowercase();
+        let control = tokens.get(1).map(|t| parse_control(t));
+        if !matches!(ty.as_str(), "auth" | "account" | "password" | "session") {
+            self.findings.push(Finding::warning(
+                loc.render(),
+                format!(
+                    "unknown module type `{first}`: libpam adds this line to the auth stack as one that always fails"
+                ),
+            ));
+            let actions = match control {
+                Some(Ok(Control::Actions(a))) => *a,
+                _ => [Action::Bad; N_CODES],
+            };
+            self.must_fail(loc, depth.level, shown, actions);
+            return;
+        }
+        if ty != "auth" {
+            if depth.any_type && tokens.get(2).is_some_and(|m| is_stepup_module(m)) {
+                self.other_types.push((ty, loc));
+            }
+            return;
+        }
+        self.auth_line(loc, shown, tokens, dash, control, depth);
+    }
+
+    /// An `auth` line: a module, `include` or `substack`. A line libpam
+    /// cannot use always fails.
+    fn auth_line(
+        &mut self,
+        loc: Loc,
+        shown: String,
+        tokens: &[String],
+        dash: bool,
+        control: Option<Result<Control, String>>,
+        depth: Depth,
+    ) {
+        let control = match control {
+            None => {
+                self.findings.push(Finding::warning(
+                    loc.render(),
+                    "auth line without a control field: libpam makes it always fail",
+                ));
+                self.must_fail(loc, depth.level, shown, [Action::Bad; N_CODES]);
+                return;
+            }
+            Some(Ok(c)) => c,
+            Some(Err(why)) => {
+                self.findings.push(Finding::warning(
+                    loc.render(),
+                    format!("{why}: libpam treats every result of this line as `bad`"),
+                ));
+                Control::Actions(Box::new([Action::Bad; N_CODES]))
+            }
+        };
+        let module = tokens.get(2);
+        // An included file's other types do not count (`auth include`).
+        let inner = Depth {
+            any_type: false,
+            ..depth
+        };
+        match control {
+            Control::Include => self.include(&loc, &shown, module, inner, false),
+            Control::Substack => {
+                self.handlers.push(Handler {
+                    kind: Kind::Substack,
+                    level: depth.level,
+                    actions: [Action::Ignore; N_CODES],
+                    loc: loc.clone(),
+                    text: shown.clone(),
+                    control_text: "substack".to_owned(),
+                    module: String::new(),
+                    args: Vec::new(),
+                    dash,
+                    stepup: false,
+                });
+                self.include(&loc, &shown, module, inner, true);
+            }
+            Control::Actions(actions) => {
+                self.module_line(loc, shown, tokens, dash, *actions, depth.level);
+            }
+        }
+    }
+
+    /// `auth CONTROL MODULE ARGS...`: one handler (a line without a module
+    /// path always fails).
+    fn module_line(
+        &mut self,
+        loc: Loc,
+        shown: String,
+        tokens: &[String],
+        dash: bool,
+        actions: Actions,
+        level: usize,
+    ) {
+        let Some(module) = tokens.get(2) else {
+            self.findings.push(Finding::warning(
+                loc.render(),
+                "auth line without a module path: libpam makes it always fail",
+            ));
+            self.must_fail(loc, level, shown, actions);
+            return;
+        };
+        let control_text = tokens
+            .get(1)
+            .map(|t| normalize_control(t))
+            .unwrap_or_default();
+        self.handlers.push(Handler {
+            kind: Kind::Module,
+            level,
+            actions,
+            stepup: is_stepup_module(module),
+            module: module.clone(),
+            args: tokens[3..].iter().map(|a| unbracket_arg(a)).collect(),
+            loc,
+            text: shown,
+            control_text,
+            dash,
+        });
+    }
+
+    /// `@include`, `auth include` and `auth substack` (one level down). When
+    /// the file cannot be used, libpam puts one always-failing line in its
+    /// place.
     fn include(
         &mut self,
         loc: &Loc,
         shown: &str,
         name: Option<&String>,
-        include_level: usize,
-        level: usize,
+        depth: Depth,
         substack: bool,
-        any_type: bool,
     ) {
         let problem = match name {
             None => Some("include without a file name".to_owned()),
-            Some(_) if include_level + 1 >= MAX_INCLUDE_LEVEL => {
+            Some(_) if depth.include_level + 1 >= MAX_INCLUDE_LEVEL => {
                 Some(format!("includes nested deeper than {MAX_INCLUDE_LEVEL}"))
             }
             Some(name) => match (self.resolve)(name) {
@@ -313,13 +338,12 @@ impl<'a> Flattener<'a> {
                     self.chain.join(" -> ")
                 )),
                 Some((path, text)) => {
-                    self.file(
-                        &path,
-                        &text,
-                        include_level + 1,
-                        level + usize::from(substack),
-                        any_type,
-                    );
+                    let inner = Depth {
+                        include_level: depth.include_level + 1,
+                        level: depth.level + usize::from(substack),
+                        any_type: depth.any_type,
+                    };
+                    self.file(&path, &text, inner);
                     None
                 }
             },
@@ -329,9 +353,33 @@ impl<'a> Flattener<'a> {
                 loc.render(),
                 format!("{problem}: libpam replaces `{shown}` with a line that always fails"),
             ));
-            self.must_fail(loc.clone(), level, shown.to_owned(), [Action::Bad; N_CODES]);
+            self.must_fail(
+                loc.clone(),
+                depth.level,
+                shown.to_owned(),
+                [Action::Bad; N_CODES],
+            );
         }
     }
+}
+
+/// Where a file is read: how deep in includes, at which substack level,
+/// and whether lines of every type count (`any_type`: the file was reached
+/// directly or through `@include`, not through `auth include`).
+#[derive(Debug, Clone, Copy)]
+struct Depth {
+    include_level: usize,
+    level: usize,
+    any_type: bool,
+}
+
+impl Depth {
+    /// The service's own file.
+    const TOP: Self = Self {
+        include_level: 0,
+        level: 0,
+        any_type: true,
+    };
 }
 
 fn display_line(tokens: &[String]) -> String {
@@ -401,7 +449,7 @@ pub fn check_pam_text(
 
 fn analyse(service: &str, path: &str, text: &str, resolve: Resolve<'_>) -> Vec<Finding> {
     let mut fl = Flattener::new(resolve);
-    fl.file(path, text, 0, 0, true);
+    fl.file(path, text, Depth::TOP);
     let mut stack_path = path.to_owned();
     if fl.handlers.is_empty()
         && service != "other"
@@ -411,7 +459,7 @@ fn analyse(service: &str, path: &str, text: &str, resolve: Resolve<'_>) -> Vec<F
             path,
             format!("no auth lines: libpam uses the auth stack of {other_path}"),
         ));
-        fl.file(&other_path, &other_text, 0, 0, true);
+        fl.file(&other_path, &other_text, Depth::TOP);
         stack_path = other_path;
     }
     let mut findings = std::mem::take(&mut fl.findings);
@@ -561,88 +609,21 @@ const RUNTIME_FAILURES: [usize; 4] = [
     STEPUP_FAILURES[3],
 ];
 
+/// The bypasses of a walk, one finding per culprit.
 fn bypass_findings(
     hs: &[Handler],
     path: &str,
     bypasses: &BTreeSet<Option<Culprit>>,
 ) -> Vec<Finding> {
-    let mut skips: BTreeMap<(usize, usize, SkipHow), Rc> = BTreeMap::new();
-    let mut failed: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-    let mut resets: BTreeSet<(usize, usize)> = BTreeSet::new();
-    let mut unexplained = false;
-    for culprit in bypasses {
-        match *culprit {
-            Some(Culprit::Skip {
-                by,
-                stepup,
-                how,
-                rc,
-            }) => {
-                let best = skips.entry((by, stepup, how)).or_insert(rc);
-                *best = (*best).min(rc);
-            }
-            Some(Culprit::StepupFailed {
-                stepup,
-                code,
-                blocking: false,
-            }) => {
-                failed.entry(stepup).or_default().insert(code);
-            }
-            Some(Culprit::Reset { by, stepup }) => {
-                resets.insert((by, stepup));
-            }
-            Some(Culprit::StepupFailed { blocking: true, .. }) | None => unexplained = true,
-        }
-    }
+    let culprits = Culprits::of(bypasses);
     let mut out = Vec::new();
-    for ((by, stepup, how), rc) in skips {
-        let (s, b) = (&hs[stepup], &hs[by]);
-        let relation = match how {
-            SkipHow::Done => "is after",
-            SkipHow::Jump => "is jumped over by",
-            SkipHow::Die => "is cut off by",
-        };
-        let message = format!(
-            "pam_stepup.so {relation} `{}` ({}): {} skips step-up",
-            b.text,
-            b.loc.seen_from(&s.loc),
-            trigger(b, rc)
-        );
-        // pam_rootok.so succeeds only for callers that are root already
-        // (Debian's su starts with it): no privilege is gained.
-        if rc == Rc::Success && b.module_file() == "pam_rootok.so" {
-            out.push(Finding::warning(
-                s.loc.render(),
-                format!("{message} for callers that are already root"),
-            ));
-        } else {
-            out.push(Finding::error(s.loc.render(), message));
-        }
+    for ((by, stepup, how), rc) in culprits.skips {
+        out.push(skip_finding(&hs[stepup], &hs[by], how, rc));
     }
-    for (stepup, codes) in failed {
-        let s = &hs[stepup];
-        let names: Vec<&str> = codes.iter().map(|&c| RETURN_NAMES[c]).collect();
-        if codes.iter().any(|c| RUNTIME_FAILURES.contains(c)) {
-            out.push(Finding::error(
-                s.loc.render(),
-                format!(
-                    "pam_stepup.so has control `{}`: when step-up fails ({}) the auth stack can still succeed, so a refused or unavailable step-up does not stop the attempt; use `required` or `requisite`",
-                    s.control_text,
-                    names.join(", ")
-                ),
-            ));
-        } else {
-            out.push(Finding::warning(
-                s.loc.render(),
-                format!(
-                    "pam_stepup.so has control `{}`: if the module is missing or cannot be loaded ({}), the auth stack succeeds without step-up",
-                    s.control_text,
-                    names.join(", ")
-                ),
-            ));
-        }
+    for (stepup, codes) in culprits.failed {
+        out.push(failure_finding(&hs[stepup], &codes));
     }
-    for (by, stepup) in resets {
+    for (by, stepup) in culprits.resets {
         let (s, b) = (&hs[stepup], &hs[by]);
         out.push(Finding::error(
             b.loc.render(),
@@ -653,13 +634,109 @@ fn bypass_findings(
             ),
         ));
     }
-    if unexplained {
+    if culprits.unexplained {
         out.push(Finding::error(
             path,
             "the auth stack can succeed without pam_stepup.so succeeding",
         ));
     }
     out
+}
+
+/// The culprits of a walk's bypasses, grouped the way they are reported.
+#[derive(Default)]
+struct Culprits {
+    /// (skipping handler, pam_stepup handler, how) → the mildest result
+    /// that skips.
+    skips: BTreeMap<(usize, usize, SkipHow), Rc>,
+    /// pam_stepup handler → the failures its control lets through.
+    failed: BTreeMap<usize, BTreeSet<usize>>,
+    /// (resetting handler, pam_stepup handler).
+    resets: BTreeSet<(usize, usize)>,
+    /// A successful path with no culprit named.
+    unexplained: bool,
+}
+
+impl Culprits {
+    fn of(bypasses: &BTreeSet<Option<Culprit>>) -> Self {
+        let mut culprits = Self::default();
+        for culprit in bypasses {
+            match *culprit {
+                Some(Culprit::Skip {
+                    by,
+                    stepup,
+                    how,
+                    rc,
+                }) => {
+                    let best = culprits.skips.entry((by, stepup, how)).or_insert(rc);
+                    *best = (*best).min(rc);
+                }
+                Some(Culprit::StepupFailed {
+                    stepup,
+                    code,
+                    blocking: false,
+                }) => {
+                    culprits.failed.entry(stepup).or_default().insert(code);
+                }
+                Some(Culprit::Reset { by, stepup }) => {
+                    culprits.resets.insert((by, stepup));
+                }
+                Some(Culprit::StepupFailed { blocking: true, .. }) | None => {
+                    culprits.unexplained = true;
+                }
+            }
+        }
+        culprits
+    }
+}
+
+/// Handler `b` skips pam_stepup handler `s` when it returns `rc`.
+fn skip_finding(s: &Handler, b: &Handler, how: SkipHow, rc: Rc) -> Finding {
+    let relation = match how {
+        SkipHow::Done => "is after",
+        SkipHow::Jump => "is jumped over by",
+        SkipHow::Die => "is cut off by",
+    };
+    let message = format!(
+        "pam_stepup.so {relation} `{}` ({}): {} skips step-up",
+        b.text,
+        b.loc.seen_from(&s.loc),
+        trigger(b, rc)
+    );
+    // pam_rootok.so succeeds only for callers that are root already
+    // (Debian's su starts with it): no privilege is gained.
+    if rc == Rc::Success && b.module_file() == "pam_rootok.so" {
+        Finding::warning(
+            s.loc.render(),
+            format!("{message} for callers that are already root"),
+        )
+    } else {
+        Finding::error(s.loc.render(), message)
+    }
+}
+
+/// pam_stepup handler `s` fails with `codes` and the stack still succeeds.
+fn failure_finding(s: &Handler, codes: &BTreeSet<usize>) -> Finding {
+    let names: Vec<&str> = codes.iter().map(|&c| RETURN_NAMES[c]).collect();
+    if codes.iter().any(|c| RUNTIME_FAILURES.contains(c)) {
+        Finding::error(
+            s.loc.render(),
+            format!(
+                "pam_stepup.so has control `{}`: when step-up fails ({}) the auth stack can still succeed, so a refused or unavailable step-up does not stop the attempt; use `required` or `requisite`",
+                s.control_text,
+                names.join(", ")
+            ),
+        )
+    } else {
+        Finding::warning(
+            s.loc.render(),
+            format!(
+                "pam_stepup.so has control `{}`: if the module is missing or cannot be loaded ({}), the auth stack succeeds without step-up",
+                s.control_text,
+                names.join(", ")
+            ),
+        )
+    }
 }
 
 #[cfg(test)]

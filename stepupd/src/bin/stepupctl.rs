@@ -3,6 +3,7 @@
 //! Exit codes: 0 done, 1 refused or invalid, 2 usage (clap's own).
 #![forbid(unsafe_code)]
 
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -165,200 +166,274 @@ fn main() -> ExitCode {
     }
 }
 
+/// One line per subcommand: the offline ones run here, the others inside
+/// one connection to the daemon ([`online`]). A new subcommand gets its own
+/// function and one arm here.
 fn run(cli: Cli) -> Result<()> {
-    if let Command::Audit {
-        action:
-            AuditAction::Verify {
-                state_dir,
-                file,
-                since,
-                namespace,
-            },
-    } = &cli.command
-    {
-        return audit_verify(
-            state_dir,
+    let bus = cli.bus_address.as_str();
+    match cli.command {
+        Command::Check { config_dir } => check(&config_dir),
+        Command::Audit {
+            action:
+                AuditAction::Verify {
+                    state_dir,
+                    file,
+                    since,
+                    namespace,
+                },
+        } => audit_verify(
+            &state_dir,
             file.as_deref(),
             since.as_deref(),
             namespace.as_deref(),
-        );
-    }
-    if let Command::Doctor {
-        config_dir,
-        pam_dir,
-        sudoers,
-        services,
-    } = &cli.command
-    {
-        return doctor(config_dir, pam_dir, sudoers, services);
-    }
-    if let Command::Check { config_dir } = &cli.command {
-        let config = Config::load_dir(config_dir)?;
-        for warning in config.warnings() {
-            println!("{warning}");
+        ),
+        Command::Doctor {
+            config_dir,
+            pam_dir,
+            sudoers,
+            services,
+        } => doctor(&config_dir, &pam_dir, &sudoers, &services),
+        Command::Enroll { factor } => online(bus, async |daemon| enroll(daemon, factor).await),
+        Command::List { user } => online(bus, async |daemon| list(daemon, &user).await),
+        Command::Remove { user, id } => {
+            online(bus, async |daemon| remove(daemon, &user, &id).await)
         }
-        println!(
-            "ok: {} rule(s) from {} file(s), policy {}{}",
-            config.rules.len(),
-            config.files.len(),
-            &config.hash[..16],
-            if config.defaults.report_only {
-                "; report_only is on: nobody is challenged or denied"
-            } else {
-                ""
-            }
-        );
-        return Ok(());
+        Command::Status => online(bus, async |daemon| status(daemon).await),
+        Command::Reload => online(bus, async |daemon| reload(daemon).await),
+        Command::Unlock { user } => online(bus, async |daemon| unlock(daemon, &user).await),
+        Command::RecoveryCodes { user } => {
+            online(bus, async |daemon| recovery_codes(daemon, &user).await)
+        }
+        Command::Import { source } => online(bus, async |daemon| import(daemon, source).await),
+        Command::Explain {
+            user,
+            service,
+            tty,
+            rhost,
+            ruser,
+            at,
+            json,
+        } => {
+            let context = explain_context(user, service, tty, rhost, ruser, at);
+            online(bus, async |daemon| explain(daemon, context, json).await)
+        }
     }
+}
+
+/// The context `Explain` takes: the attempt's PAM items and when.
+fn explain_context(
+    user: String,
+    service: String,
+    tty: String,
+    rhost: String,
+    ruser: String,
+    at: Option<String>,
+) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("user".to_owned(), user),
+        ("service".to_owned(), service),
+        ("tty".to_owned(), tty),
+        ("rhost".to_owned(), rhost),
+        ("ruser".to_owned(), ruser),
+        ("at".to_owned(), at.unwrap_or_default()),
+    ])
+}
+
+/// Connects to the daemon on `bus_address` and runs `command` with it.
+fn online(
+    bus_address: &str,
+    command: impl AsyncFnOnce(&Daemon1Proxy<'_>) -> Result<()>,
+) -> Result<()> {
     zbus::block_on(async {
-        let connection = zbus::connection::Builder::address(cli.bus_address.as_str())
+        let connection = zbus::connection::Builder::address(bus_address)
             .build()
             .await
-            .with_context(|| format!("cannot reach the bus at {}", cli.bus_address))?;
+            .with_context(|| format!("cannot reach the bus at {bus_address}"))?;
         let daemon = Daemon1Proxy::new(&connection)
             .await
             .context("cannot reach stepupd")?;
-        match cli.command {
-            Command::Enroll {
-                factor:
-                    Factor::Totp {
-                        user,
-                        secret,
-                        label,
-                        no_qr,
-                    },
-            } => {
-                let secret = match secret.as_deref() {
-                    None => Zeroizing::new(String::new()),
-                    Some("-") => {
-                        let mut s = Zeroizing::new(String::new());
-                        std::io::stdin()
-                            .read_to_string(&mut s)
-                            .context("reading the secret from stdin")?;
-                        Zeroizing::new(s.trim().to_owned())
-                    }
-                    Some(s) => Zeroizing::new(s.to_owned()),
-                };
-                let (id, uri) = daemon.enroll_totp(&user, &secret, &label).await?;
-                let uri = Zeroizing::new(uri);
-                println!("Enrolled {id} for {user}.");
-                println!(
-                    "Add it to an authenticator app with this URI (keep it secret):\n  {}",
-                    uri.as_str()
-                );
-                if !no_qr {
-                    let code = QrCode::new(uri.as_bytes()).context("drawing the QR code")?;
-                    println!(
-                        "{}",
-                        code.render::<Dense1x2>()
-                            .dark_color(Dense1x2::Light)
-                            .light_color(Dense1x2::Dark)
-                            .quiet_zone(true)
-                            .build()
-                    );
-                }
-            }
-            Command::Enroll {
-                factor: Factor::Key { user, label },
-            } => {
-                println!("Touch the security key to enroll it for {user}…");
-                let id = daemon.enroll_key(&user, &label).await?;
-                println!("Enrolled {id} for {user}.");
-            }
-            Command::List { user } => {
-                let rows = daemon.list(&user).await?;
-                if rows.is_empty() {
-                    println!("{user} has no credentials.");
-                }
-                for (id, method, label, created) in rows {
-                    println!("{id}\t{method}\t{label}\tenrolled {created}");
-                }
-            }
-            Command::Remove { user, id } => {
-                daemon.remove(&user, &id).await?;
-                println!("Removed {id} from {user}.");
-            }
-            Command::Status => {
-                let mut facts: Vec<_> = daemon.status().await?.into_iter().collect();
-                facts.sort();
-                for (key, value) in facts {
-                    println!("{key}: {value}");
-                }
-            }
-            Command::Reload => println!("{}", daemon.reload().await?),
-            Command::Unlock { user } => {
-                if daemon.unlock(&user).await? {
-                    println!("Unlocked {user}.");
-                } else {
-                    println!("{user} was not locked; earlier failures are forgotten.");
-                }
-            }
-            Command::Import { source } => {
-                let (format, user, file, origin) = match source {
-                    ImportSource::GoogleAuthenticator { user, file } => {
-                        ("google-authenticator", user, file, String::new())
-                    }
-                    ImportSource::PamU2f { file, origin } => {
-                        ("pam-u2f", String::new(), file, origin)
-                    }
-                    ImportSource::UsersOath { file } => {
-                        ("users-oath", String::new(), file, String::new())
-                    }
-                };
-                let text = Zeroizing::new(
-                    std::fs::read_to_string(&file)
-                        .with_context(|| format!("reading {}", file.display()))?,
-                );
-                print!("{}", daemon.import(format, &user, &text, &origin).await?);
-            }
-            Command::RecoveryCodes { user } => {
-                let codes: Vec<Zeroizing<String>> = daemon
-                    .recovery_codes(&user)
-                    .await?
-                    .into_iter()
-                    .map(Zeroizing::new)
-                    .collect();
-                println!(
-                    "Recovery codes for {user} (each works once; any earlier set no longer works):"
-                );
-                for code in &codes {
-                    println!("  {}", code.as_str());
-                }
-                println!("They are stored only as hashes: keep this list somewhere safe now.");
-            }
-            Command::Explain {
-                user,
-                service,
-                tty,
-                rhost,
-                ruser,
-                at,
-                json,
-            } => {
-                let context = std::collections::HashMap::from([
-                    ("user".to_owned(), user),
-                    ("service".to_owned(), service),
-                    ("tty".to_owned(), tty),
-                    ("rhost".to_owned(), rhost),
-                    ("ruser".to_owned(), ruser),
-                    ("at".to_owned(), at.unwrap_or_default()),
-                ]);
-                let text = daemon.explain(context).await?;
-                if json {
-                    println!("{text}");
-                } else {
-                    let value: serde_json::Value =
-                        serde_json::from_str(&text).context("the daemon's explanation")?;
-                    print!("{}", render_explanation(&value));
-                }
-            }
-            Command::Check { .. } | Command::Doctor { .. } | Command::Audit { .. } => {
-                unreachable!("handled above")
-            }
-        }
+        command(&daemon).await?;
         drop(connection);
         Ok(())
     })
+}
+
+/// `stepupctl check`: loads the configuration offline and sums it up.
+fn check(config_dir: &std::path::Path) -> Result<()> {
+    let config = Config::load_dir(config_dir)?;
+    for warning in config.warnings() {
+        println!("{warning}");
+    }
+    println!(
+        "ok: {} rule(s) from {} file(s), policy {}{}",
+        config.rules.len(),
+        config.files.len(),
+        &config.hash[..16],
+        if config.defaults.report_only {
+            "; report_only is on: nobody is challenged or denied"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// `stepupctl enroll totp|key`.
+async fn enroll(daemon: &Daemon1Proxy<'_>, factor: Factor) -> Result<()> {
+    match factor {
+        Factor::Totp {
+            user,
+            secret,
+            label,
+            no_qr,
+        } => enroll_totp(daemon, &user, secret.as_deref(), &label, no_qr).await,
+        Factor::Key { user, label } => {
+            println!("Touch the security key to enroll it for {user}…");
+            let id = daemon.enroll_key(&user, &label).await?;
+            println!("Enrolled {id} for {user}.");
+            Ok(())
+        }
+    }
+}
+
+/// `stepupctl enroll totp`: prints the URI (and its QR code) once.
+async fn enroll_totp(
+    daemon: &Daemon1Proxy<'_>,
+    user: &str,
+    secret: Option<&str>,
+    label: &str,
+    no_qr: bool,
+) -> Result<()> {
+    let secret = totp_secret(secret)?;
+    let (id, uri) = daemon.enroll_totp(user, &secret, label).await?;
+    let uri = Zeroizing::new(uri);
+    println!("Enrolled {id} for {user}.");
+    println!(
+        "Add it to an authenticator app with this URI (keep it secret):\n  {}",
+        uri.as_str()
+    );
+    if !no_qr {
+        let code = QrCode::new(uri.as_bytes()).context("drawing the QR code")?;
+        println!(
+            "{}",
+            code.render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .quiet_zone(true)
+                .build()
+        );
+    }
+    Ok(())
+}
+
+/// `--secret`: none (the daemon generates one), `-` (standard input), or
+/// the value itself.
+fn totp_secret(secret: Option<&str>) -> Result<Zeroizing<String>> {
+    Ok(match secret {
+        None => Zeroizing::new(String::new()),
+        Some("-") => {
+            let mut s = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the secret from stdin")?;
+            Zeroizing::new(s.trim().to_owned())
+        }
+        Some(s) => Zeroizing::new(s.to_owned()),
+    })
+}
+
+/// `stepupctl list`.
+async fn list(daemon: &Daemon1Proxy<'_>, user: &str) -> Result<()> {
+    let rows = daemon.list(user).await?;
+    if rows.is_empty() {
+        println!("{user} has no credentials.");
+    }
+    for (id, method, label, created) in rows {
+        println!("{id}\t{method}\t{label}\tenrolled {created}");
+    }
+    Ok(())
+}
+
+/// `stepupctl remove`.
+async fn remove(daemon: &Daemon1Proxy<'_>, user: &str, id: &str) -> Result<()> {
+    daemon.remove(user, id).await?;
+    println!("Removed {id} from {user}.");
+    Ok(())
+}
+
+/// `stepupctl status`: the daemon's facts, sorted by name.
+async fn status(daemon: &Daemon1Proxy<'_>) -> Result<()> {
+    let mut facts: Vec<_> = daemon.status().await?.into_iter().collect();
+    facts.sort();
+    for (key, value) in facts {
+        println!("{key}: {value}");
+    }
+    Ok(())
+}
+
+/// `stepupctl reload`.
+async fn reload(daemon: &Daemon1Proxy<'_>) -> Result<()> {
+    println!("{}", daemon.reload().await?);
+    Ok(())
+}
+
+/// `stepupctl unlock`.
+async fn unlock(daemon: &Daemon1Proxy<'_>, user: &str) -> Result<()> {
+    if daemon.unlock(user).await? {
+        println!("Unlocked {user}.");
+    } else {
+        println!("{user} was not locked; earlier failures are forgotten.");
+    }
+    Ok(())
+}
+
+/// `stepupctl import …`: the daemon parses and writes; this prints its report.
+async fn import(daemon: &Daemon1Proxy<'_>, source: ImportSource) -> Result<()> {
+    let (format, user, file, origin) = match source {
+        ImportSource::GoogleAuthenticator { user, file } => {
+            ("google-authenticator", user, file, String::new())
+        }
+        ImportSource::PamU2f { file, origin } => ("pam-u2f", String::new(), file, origin),
+        ImportSource::UsersOath { file } => ("users-oath", String::new(), file, String::new()),
+    };
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?,
+    );
+    print!("{}", daemon.import(format, &user, &text, &origin).await?);
+    Ok(())
+}
+
+/// `stepupctl recovery-codes`: shows the new set once.
+async fn recovery_codes(daemon: &Daemon1Proxy<'_>, user: &str) -> Result<()> {
+    let codes: Vec<Zeroizing<String>> = daemon
+        .recovery_codes(user)
+        .await?
+        .into_iter()
+        .map(Zeroizing::new)
+        .collect();
+    println!("Recovery codes for {user} (each works once; any earlier set no longer works):");
+    for code in &codes {
+        println!("  {}", code.as_str());
+    }
+    println!("They are stored only as hashes: keep this list somewhere safe now.");
+    Ok(())
+}
+
+/// `stepupctl explain`: the daemon's JSON as is, or its human form.
+async fn explain(
+    daemon: &Daemon1Proxy<'_>,
+    context: std::collections::HashMap<String, String>,
+    json: bool,
+) -> Result<()> {
+    let text = daemon.explain(context).await?;
+    if json {
+        println!("{text}");
+    } else {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).context("the daemon's explanation")?;
+        print!("{}", render_explanation(&value));
+    }
+    Ok(())
 }
 
 /// `stepupctl audit verify`.
@@ -421,33 +496,8 @@ fn doctor(
     sudoers: &std::path::Path,
     services: &[String],
 ) -> Result<()> {
-    use stepup_config::Action;
-    use stepup_config::conditions::service::Service;
     let mut findings = Vec::new();
-    // Does every step-up rule that can decide a sudo attempt carry its own grace?
-    let sudo_rules_have_grace = match Config::load_dir(config_dir) {
-        Ok(config) => {
-            let relevant: Vec<_> = config
-                .rules
-                .iter()
-                .chain(std::iter::once(&config.fallback))
-                .filter(|r| {
-                    r.action == Action::StepUp
-                        && r.when
-                            .find::<Service>("service")
-                            .is_none_or(|s| s.admits("sudo"))
-                })
-                .collect();
-            !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())
-        }
-        Err(e) => {
-            findings.push(stepup_doctor::Finding::error(
-                config_dir.display().to_string(),
-                format!("configuration does not load: {e}"),
-            ));
-            false
-        }
-    };
+    let sudo_rules_have_grace = sudo_rules_have_grace(config_dir, &mut findings);
     match stepup_doctor::read_sudoers(sudoers) {
         Ok(facts) => findings.extend(stepup_doctor::check_sudo(&facts, sudo_rules_have_grace)),
         Err(e) if sudoers.exists() => findings.push(stepup_doctor::Finding::error(
@@ -456,22 +506,7 @@ fn doctor(
         )),
         Err(_) => println!("note: {} not found; sudo not checked", sudoers.display()),
     }
-    let defaults = ["sudo", "su", "sshd"].map(str::to_owned);
-    let (services, explicit) = if services.is_empty() {
-        (&defaults[..], false)
-    } else {
-        (services, true)
-    };
-    for service in services {
-        if !explicit && !pam_dir.join(service).exists() {
-            println!(
-                "note: {} has no {service} stack; not checked",
-                pam_dir.display()
-            );
-            continue;
-        }
-        findings.extend(stepup_doctor::check_pam_service(pam_dir, service));
-    }
+    findings.extend(check_pam_services(pam_dir, services));
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for finding in &findings {
         println!("{finding}");
@@ -493,11 +528,85 @@ fn doctor(
     Ok(())
 }
 
+/// Does every step-up rule that can decide a sudo attempt carry its own
+/// grace? A configuration that does not load is a finding (and a no).
+fn sudo_rules_have_grace(
+    config_dir: &std::path::Path,
+    findings: &mut Vec<stepup_doctor::Finding>,
+) -> bool {
+    use stepup_config::Action;
+    use stepup_config::conditions::service::Service;
+    match Config::load_dir(config_dir) {
+        Ok(config) => {
+            let relevant: Vec<_> = config
+                .rules
+                .iter()
+                .chain(std::iter::once(&config.fallback))
+                .filter(|r| {
+                    r.action == Action::StepUp
+                        && r
+                            .when
+                            .find::<Service>("service")
+                            .is_none_or(|s| s.admits("sudo"))
+                })
+                .collect();
+            !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())
+        }
+        Err(e) => {
+            findings.push(stepup_doctor::Finding::error(
+                config_dir.display().to_string(),
+                format!("configuration does not load: {e}"),
+            ));
+            false
+        }
+    }
+}
+
+/// The PAM stacks of `services`; without any, those of sudo, su and sshd
+/// that exist (a missing one is noted, not checked).
+fn check_pam_services(
+    pam_dir: &std::path::Path,
+    services: &[String],
+) -> Vec<stepup_doctor::Finding> {
+    let defaults = ["sudo", "su", "sshd"].map(str::to_owned);
+    let (services, explicit) = if services.is_empty() {
+        (&defaults[..], false)
+    } else {
+        (services, true)
+    };
+    let mut findings = Vec::new();
+    for service in services {
+        if !explicit && !pam_dir.join(service).exists() {
+            println!(
+                "note: {} has no {service} stack; not checked",
+                pam_dir.display()
+            );
+            continue;
+        }
+        findings.extend(stepup_doctor::check_pam_service(pam_dir, service));
+    }
+    findings
+}
+
 /// The human form of an explanation (the JSON is the contract; this is a view).
 fn render_explanation(e: &serde_json::Value) -> String {
-    use std::fmt::Write as _;
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     let mut out = String::new();
+    render_attempt(&mut out, e);
+    let decided = text(&e["decided_by"]);
+    render_rules(&mut out, e, &decided);
+    render_verdict(&mut out, e, &decided);
+    render_factors(&mut out, e);
+    out
+}
+
+/// A string field of the explanation; empty when absent.
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Who asks, whose factor, and from where.
+fn render_attempt(out: &mut String, e: &serde_json::Value) {
+    let s = text;
     let _ = writeln!(
         out,
         "Attempt: service={} user={} ruser={} tty={} at {}",
@@ -522,7 +631,11 @@ fn render_explanation(e: &serde_json::Value) -> String {
         s(&origin["session_source"])
     );
     let _ = writeln!(out);
-    let decided = s(&e["decided_by"]);
+}
+
+/// Every rule with its conditions, marking the one that decides.
+fn render_rules(out: &mut String, e: &serde_json::Value, decided: &str) {
+    let s = text;
     let mut first_match_seen = false;
     for (i, rule) in e["rules"].as_array().into_iter().flatten().enumerate() {
         let matched = rule["matched"].as_bool().unwrap_or(false);
@@ -543,28 +656,38 @@ fn render_explanation(e: &serde_json::Value) -> String {
                 ""
             }
         );
-        let conditions = rule["conditions"].as_array().cloned().unwrap_or_default();
-        if conditions.is_empty() {
-            let _ = writeln!(out, "       (no conditions: matches every attempt)");
-        }
-        for c in conditions {
-            let _ = writeln!(
-                out,
-                "       [{}] {}: {}",
-                if c["holds"].as_bool().unwrap_or(false) {
-                    "yes"
-                } else {
-                    "no "
-                },
-                s(&c["condition"]),
-                s(&c["detail"])
-            );
-        }
+        render_conditions(out, rule);
     }
     if !first_match_seen {
         let _ = writeln!(out, "  no rule matched: [defaults] decides");
     }
     let _ = writeln!(out);
+}
+
+/// One rule's conditions, each with whether it holds and why.
+fn render_conditions(out: &mut String, rule: &serde_json::Value) {
+    let conditions = rule["conditions"].as_array().cloned().unwrap_or_default();
+    if conditions.is_empty() {
+        let _ = writeln!(out, "       (no conditions: matches every attempt)");
+    }
+    for c in conditions {
+        let _ = writeln!(
+            out,
+            "       [{}] {}: {}",
+            if c["holds"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no "
+            },
+            text(&c["condition"]),
+            text(&c["detail"])
+        );
+    }
+}
+
+/// `Verdict: … (rule …; methods …)`.
+fn render_verdict(out: &mut String, e: &serde_json::Value, decided: &str) {
+    let s = text;
     let _ = write!(out, "Verdict: {} (rule {:?}", s(&e["verdict"]), decided);
     if s(&e["action"]) == "step_up" {
         let methods: Vec<String> = e["methods"]
@@ -591,6 +714,11 @@ fn render_explanation(e: &serde_json::Value) -> String {
         let _ = write!(out, "; message {message:?}");
     }
     let _ = writeln!(out, ")");
+}
+
+/// The subject's enrolled factors and which would be offered.
+fn render_factors(out: &mut String, e: &serde_json::Value) {
+    let s = text;
     let enrolled = e["enrolled"].as_array().cloned().unwrap_or_default();
     if enrolled.is_empty() {
         let _ = writeln!(out, "Factors of {}: none enrolled", s(&e["subject"]));
@@ -610,5 +738,4 @@ fn render_explanation(e: &serde_json::Value) -> String {
             }
         );
     }
-    out
 }

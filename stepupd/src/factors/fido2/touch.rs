@@ -8,7 +8,7 @@ use std::time::Duration;
 use stepup_config::Config;
 use zeroize::Zeroizing;
 
-use super::authenticator::{Assertion, Authenticator, AuthenticatorError};
+use super::authenticator::{Assertion, AssertionRequest, Authenticator, AuthenticatorError};
 use crate::store::Fido2Credential;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,7 +55,6 @@ impl TouchWait {
         pin: Option<Zeroizing<String>>,
         timeout: Duration,
     ) -> Arc<Self> {
-        use crate::factors::fido2::authenticator::AssertionRequest;
         // A fresh random challenge per attempt, in WebAuthn's client data form.
         let mut challenge = [0u8; 32];
         rand::fill(&mut challenge);
@@ -74,42 +73,23 @@ impl TouchWait {
             client_data_hash,
             require_uv,
         });
+        let mut request = AssertionRequest {
+            rp_id: String::new(),
+            client_data: client_data.into_bytes(),
+            client_data_hash,
+            allow_list: Vec::new(),
+            require_uv,
+            pin,
+        };
         let shared = wait.clone();
         std::thread::spawn(move || {
-            let mut outcome: TouchOutcome = Err(AuthenticatorError::NoCredential);
-            // One request per relying party the user's keys belong to
-            // (pam_u2f imports keep their original origin).
-            for rp_id in &rp_ids {
-                let allow: Vec<Vec<u8>> = keys
-                    .iter()
-                    .filter(|(k, _)| &k.rp_id == rp_id && !k.resident)
-                    .map(|(k, _)| k.key_handle.clone())
-                    .collect();
-                let request = AssertionRequest {
-                    rp_id: rp_id.clone(),
-                    client_data: client_data.as_bytes().to_vec(),
-                    client_data_hash,
-                    allow_list: allow,
-                    require_uv,
-                    pin: pin.clone(),
-                };
-                match authenticator.get_assertion(&request, timeout) {
-                    Ok(assertion) => {
-                        outcome = match keys.iter().find(|(k, _)| {
-                            k.key_handle == assertion.credential_id && &k.rp_id == rp_id
-                        }) {
-                            Some((key, count)) => Ok((assertion, key.clone(), *count)),
-                            None => Err(AuthenticatorError::NoCredential),
-                        };
-                        break;
-                    }
-                    Err(AuthenticatorError::NoCredential) => continue,
-                    Err(e) => {
-                        outcome = Err(e);
-                        break;
-                    }
-                }
-            }
+            let outcome = first_assertion(
+                authenticator.as_ref(),
+                &keys,
+                &rp_ids,
+                &mut request,
+                timeout,
+            );
             *lock(&shared.result) = Some(outcome);
             shared.done.notify_all();
         });
@@ -125,4 +105,38 @@ impl TouchWait {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.take()
     }
+}
+
+/// Asks the authenticator once per relying party the user's keys belong to
+/// (pam_u2f imports keep their original origin) until a key answers;
+/// `request` holds what every ask shares (challenge, UV, PIN).
+fn first_assertion(
+    authenticator: &dyn Authenticator,
+    keys: &[(Fido2Credential, u32)],
+    rp_ids: &std::collections::BTreeSet<String>,
+    request: &mut AssertionRequest,
+    timeout: Duration,
+) -> TouchOutcome {
+    for rp_id in rp_ids {
+        request.rp_id = rp_id.clone();
+        request.allow_list = keys
+            .iter()
+            .filter(|(k, _)| &k.rp_id == rp_id && !k.resident)
+            .map(|(k, _)| k.key_handle.clone())
+            .collect();
+        match authenticator.get_assertion(request, timeout) {
+            Ok(assertion) => {
+                return match keys
+                    .iter()
+                    .find(|(k, _)| k.key_handle == assertion.credential_id && &k.rp_id == rp_id)
+                {
+                    Some((key, count)) => Ok((assertion, key.clone(), *count)),
+                    None => Err(AuthenticatorError::NoCredential),
+                };
+            }
+            Err(AuthenticatorError::NoCredential) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(AuthenticatorError::NoCredential)
 }
