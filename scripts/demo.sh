@@ -49,14 +49,14 @@ else
   pause
 fi
 
-bold "5. demo steps up: type the 6-digit code"
+bold "5. demo steps up from a new address (198.51.100.7): stepup says why, then asks for the code"
 if [ -n "$auto" ]; then
   code=$(oathtool --totp -b "$secret")
   echo "  (AUTO: answering with oathtool's code $code)"
-  printf '%s\n' "$code" | pamtester "$service" demo authenticate \
+  printf '%s\n' "$code" | pamtester -I rhost=198.51.100.7 "$service" demo authenticate \
     || { echo "demo: step-up with the right code failed"; cat "$sandbox/audit.log"; exit 1; }
 else
-  until pamtester "$service" demo authenticate; do
+  until pamtester -I rhost=198.51.100.7 "$service" demo authenticate; do
     echo "  That did not work; try again (Ctrl-C to stop)."
   done
   echo "  Now type the same code once more: a code is accepted only once."

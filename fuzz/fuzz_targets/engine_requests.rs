@@ -28,7 +28,7 @@ use libfuzzer_sys::fuzz_target;
 use stepup_common::{DaemonError, StepKind};
 use stepup_config::Config;
 use stepupd::attempt::{Engine, subject_of, validate_user_name};
-use stepupd::context::AttemptContext;
+use stepupd::context::{AttemptContext, FromWire};
 use stepupd::factors::recovery;
 use stepupd::store::{Store, TotpCredential};
 use zeroize::Zeroizing;
@@ -221,7 +221,19 @@ impl Harness<'_> {
         let config = self.engine.config();
         let subject = subject_of(&config, &ctx).to_owned();
         let dry = self.engine.explain(ctx.clone(), None).expect("explain");
-        let step = self.engine.begin(OWNERS[owner], ctx).expect("begin");
+        let mut step = self.engine.begin(OWNERS[owner], ctx).expect("begin");
+        if step.kind == StepKind::Info {
+            // The reason for the step-up comes first: the one explain gives,
+            // then (empty answer) the prompt.
+            assert_eq!(dry.verdict, "step_up");
+            assert_eq!(Some(&step.text), dry.reason.as_ref(), "reason differs from explain's");
+            let next = self
+                .engine
+                .respond(OWNERS[owner], &step.session, Zeroizing::new(String::new()))
+                .expect("the prompt after the reason");
+            assert_eq!(next.session, step.session);
+            step = next;
+        }
         match step.kind {
             StepKind::Allow => {
                 assert!(dry.verdict.starts_with("allow"), "begin allowed, explain says {:?}", dry.verdict);

@@ -2,7 +2,8 @@
 //! origin, clock and lookup answers (groups, history, injected errors),
 //! evaluated against each of the fixed policies below (the shipped default,
 //! the demo policy, the docs/policy.md examples, and a "kitchen sink" policy
-//! that uses every condition).
+//! that uses every condition), or against a policy generated from every
+//! condition's own examples (`stepup_config::conditions::examples`).
 //!
 //! Properties beyond "no panic":
 //! - `decide` and `explain` choose the same rule;
@@ -95,8 +96,32 @@ impl Lookups for Fake {
     }
 }
 
+/// A policy of up to 8 rules, each with up to 6 conditions picked from the
+/// registry's examples (so every condition, present and future, is fuzzed).
+fn generated(picks: &[(u8, u8, u8)]) -> Config {
+    let examples = stepup_config::conditions::examples();
+    let mut text = String::from("[defaults]\naction = \"deny\"\ntime_zone = \"UTC\"\n");
+    for (rule, chunk) in picks.chunks(6).take(8).enumerate() {
+        let action = ["allow", "deny", "step_up"][rule % 3];
+        text.push_str(&format!("[[rule]]\nname = \"g{rule}\"\naction = \"{action}\"\n"));
+        let mut used = Vec::new();
+        for (key, value, _) in chunk {
+            let (key, values) = examples[usize::from(*key) % examples.len()];
+            if used.contains(&key) {
+                continue;
+            }
+            used.push(key);
+            text.push_str(&format!("{key} = {}\n", values[usize::from(*value) % values.len()]));
+        }
+    }
+    Config::from_str_named(Path::new("/etc/stepup/stepup.toml"), &text)
+        .unwrap_or_else(|e| panic!("a policy of examples does not parse: {e}\n{text}"))
+}
+
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// Empty: one of the fixed policies; otherwise the generated one.
+    picks: Vec<(u8, u8, u8)>,
     policy: u8,
     service: String,
     user: String,
@@ -112,7 +137,8 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let all = policies();
-    let config = &all[usize::from(input.policy) % all.len()];
+    let built = (!input.picks.is_empty()).then(|| generated(&input.picks));
+    let config = built.as_ref().unwrap_or(&all[usize::from(input.policy) % all.len()]);
     let ctx = AttemptContext {
         service: input.service,
         user: input.user,

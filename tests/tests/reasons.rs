@@ -86,8 +86,10 @@ fn the_generated_reason_comes_before_the_prompt_and_names_what_held() {
     assert!(conversation(&again).is_empty(), "{}", again.stdout);
 }
 
+/// pamtester prints informational messages on stdout and prompts on
+/// stderr, so only the in-process driver and the pty show their order.
 #[test]
-fn pamtester_shows_the_reason_line_before_the_code_prompt() {
+fn pamtester_shows_the_reason_as_an_informational_message() {
     let (_bus, daemon, pam) = start(&new_source_policy(&far_window()));
     let secret = random_secret();
     daemon.enroll_totp("rosa", &secret);
@@ -97,14 +99,15 @@ fn pamtester_shows_the_reason_line_before_the_code_prompt() {
         &[&oathtool_now(&secret)],
         &["rhost=198.51.100.23"],
     );
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    let reason = text
-        .find("from a new address (198.51.100.23)")
-        .unwrap_or_else(|| panic!("no reason in {text}"));
-    let prompt = text.find("Verification code").expect("prompt");
-    assert!(reason < prompt, "the reason must come first: {text}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("needs a second factor: from a remote session;")
+            && stdout.contains("from a new address (198.51.100.23) (rule \"new-source\")."),
+        "{stdout}"
+    );
+    assert!(stderr.contains("Verification code"), "{stderr}");
 }
 
 #[test]
@@ -235,4 +238,38 @@ fn sudo_shows_the_reason_then_asks_for_the_code() {
     let prompt = transcript.find("Verification code").expect("prompt");
     assert!(reason < prompt, "{transcript}");
     assert!(transcript.lines().any(|l| l.trim() == "0"), "{transcript}");
+}
+
+#[test]
+fn explain_shows_the_line_a_step_up_would_show() {
+    let (_bus, daemon, _pam) = start(&new_source_policy(&far_window()));
+    daemon.enroll_totp("hugo", &random_secret());
+    let args = [
+        "explain",
+        "--user",
+        "hugo",
+        "--service",
+        "sudo",
+        "--rhost",
+        "192.0.2.77",
+    ];
+    let out = daemon.ctl(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "Shown before the prompt: sudo needs a second factor: from a remote session;"
+        ) && text.contains("from a new address (192.0.2.77) (rule \"new-source\")."),
+        "{text}"
+    );
+    let json = daemon.ctl(&[&args[..], &["--json"]].concat());
+    let json = String::from_utf8_lossy(&json.stdout).into_owned();
+    assert!(
+        json.contains(r#""reason":"sudo needs a second factor: "#),
+        "{json}"
+    );
+    // An allow has nothing to show.
+    let local = daemon.ctl(&["explain", "--user", "hugo", "--service", "sudo", "--json"]);
+    let local = String::from_utf8_lossy(&local.stdout).into_owned();
+    assert!(local.contains(r#""reason":null"#), "{local}");
 }

@@ -544,8 +544,7 @@ fn sudo_rules_have_grace(
                 .chain(std::iter::once(&config.fallback))
                 .filter(|r| {
                     r.action == Action::StepUp
-                        && r
-                            .when
+                        && r.when
                             .find::<Service>("service")
                             .is_none_or(|s| s.admits("sudo"))
                 })
@@ -714,6 +713,9 @@ fn render_verdict(out: &mut String, e: &serde_json::Value, decided: &str) {
         let _ = write!(out, "; message {message:?}");
     }
     let _ = writeln!(out, ")");
+    if let Some(reason) = e["reason"].as_str() {
+        let _ = writeln!(out, "Shown before the prompt: {reason}");
+    }
 }
 
 /// The subject's enrolled factors and which would be offered.
