@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod events;
+
 /// Well-known bus name the daemon owns on the system bus.
 pub const BUS_NAME: &str = "org.stepup.Daemon1";
 /// Object path of the daemon's single object.

@@ -1,5 +1,5 @@
 //! Module arguments from the PAM line:
-//! `[failmode=secure|safe] [timeout=SECONDS] [bus=ADDRESS] [debug]`.
+//! `[failmode=secure|safe] [timeout=SECONDS] [bus=ADDRESS] [journal_socket=PATH] [debug]`.
 //!
 //! A value that does not parse keeps the safe default (secure, 10 s) and is
 //! reported, so a typo never opens the door.
@@ -25,6 +25,8 @@ pub struct Args {
     pub failmode: FailMode,
     pub timeout: Duration,
     pub bus: String,
+    /// journald's native socket, for the module's own events.
+    pub journal_socket: String,
     pub debug: bool,
     /// Arguments that were not understood, for the log.
     pub problems: Vec<String>,
@@ -36,6 +38,7 @@ impl Default for Args {
             failmode: FailMode::Secure,
             timeout: DEFAULT_TIMEOUT,
             bus: SYSTEM_BUS_ADDRESS.to_owned(),
+            journal_socket: crate::journal::JOURNAL_SOCKET.to_owned(),
             debug: false,
             problems: Vec::new(),
         }
@@ -59,6 +62,9 @@ impl Args {
                     )),
                 },
                 Some(("bus", address)) if !address.is_empty() => args.bus = address.to_owned(),
+                Some(("journal_socket", path)) if path.starts_with('/') => {
+                    args.journal_socket = path.to_owned();
+                }
                 None if arg == "debug" => args.debug = true,
                 _ => args
                     .problems

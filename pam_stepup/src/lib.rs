@@ -12,6 +12,7 @@
 pub mod args;
 pub mod client;
 pub mod flow;
+pub mod journal;
 pub mod syslog;
 
 use std::collections::HashMap;
@@ -196,6 +197,8 @@ fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
 }
 
 /// The daemon could not be asked, or stopped answering: `failmode` decides.
+/// Said to syslog and, as a structured event, to journald (the daemon
+/// cannot tell this attempt's story).
 fn unavailable(
     why: &str,
     args: &Args,
@@ -203,39 +206,51 @@ fn unavailable(
     prompter: &mut Conversation<'_>,
 ) -> PamResultCode {
     let (user, service) = (&context[keys::USER], &context[keys::SERVICE]);
-    match args.failmode {
-        // failmode=safe covers a daemon that could not be asked. An attempt
-        // the daemon already challenged is known to need a step-up: losing
-        // the daemon now (killed, hung, restarted) must not turn that into a
-        // pass, or stopping the daemon mid-prompt would skip the factor.
-        FailMode::Safe if prompter.challenged => {
-            syslog::log(
-                Severity::Err,
-                &format!(
-                    "step-up lost mid-challenge, failing closed although failmode=safe for user {user} service {service}: {why}"
-                ),
-            );
-            let _ = prompter.error("Step-up authentication is unavailable.");
-            PamResultCode::PAM_AUTHINFO_UNAVAIL
-        }
-        FailMode::Secure => {
-            syslog::log(
-                Severity::Err,
-                &format!(
-                    "step-up unavailable, failing closed (failmode=secure) for user {user} service {service}: {why}"
-                ),
-            );
-            let _ = prompter.error("Step-up authentication is unavailable.");
-            PamResultCode::PAM_AUTHINFO_UNAVAIL
-        }
-        FailMode::Safe => {
-            syslog::log(
-                Severity::Alert,
-                &format!(
-                    "FAIL-SAFE PASS: step-up unavailable, letting user {user} through service {service} without a second factor (failmode=safe): {why}"
-                ),
-            );
-            PamResultCode::PAM_SUCCESS
-        }
+    // failmode=safe covers a daemon that could not be asked. An attempt the
+    // daemon already challenged is known to need a step-up: losing the
+    // daemon now (killed, hung, restarted) must not turn that into a pass,
+    // or stopping the daemon mid-prompt would skip the factor.
+    let pass = args.failmode == FailMode::Safe && !prompter.challenged;
+    let failmode = match args.failmode {
+        FailMode::Secure => "secure",
+        FailMode::Safe => "safe",
+    };
+    let challenged = if prompter.challenged { "true" } else { "false" };
+    let (event, outcome) = if pass {
+        ("failsafe_pass", "failsafe_pass")
+    } else {
+        ("daemon_unreachable", "unavailable")
+    };
+    journal::send(
+        &args.journal_socket,
+        event,
+        context,
+        &[
+            ("outcome", outcome),
+            ("failmode", failmode),
+            ("challenged", challenged),
+            ("error", why),
+        ],
+    );
+    if pass {
+        syslog::log(
+            Severity::Alert,
+            &format!(
+                "FAIL-SAFE PASS: step-up unavailable, letting user {user} through service {service} without a second factor (failmode=safe): {why}"
+            ),
+        );
+        return PamResultCode::PAM_SUCCESS;
     }
+    let line = if prompter.challenged && args.failmode == FailMode::Safe {
+        format!(
+            "step-up lost mid-challenge, failing closed although failmode=safe for user {user} service {service}: {why}"
+        )
+    } else {
+        format!(
+            "step-up unavailable, failing closed (failmode={failmode}) for user {user} service {service}: {why}"
+        )
+    };
+    syslog::log(Severity::Err, &line);
+    let _ = prompter.error("Step-up authentication is unavailable.");
+    PamResultCode::PAM_AUTHINFO_UNAVAIL
 }

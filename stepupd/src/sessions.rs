@@ -44,6 +44,11 @@ pub struct Session {
     pub require_uv: bool,
     /// Shown before the first code prompt (a security key was passed over).
     pub note: Option<&'static str>,
+    /// The method last tried (for `attempt_ended`).
+    pub tried: Option<stepup_config::Method>,
+    /// The attempt was already ended (an expired session kept for a late
+    /// answer): nothing may end it again.
+    pub ended: bool,
 }
 
 impl Session {
@@ -62,6 +67,8 @@ impl Session {
             touch: None,
             require_uv: self.require_uv,
             note: self.note,
+            tried: self.tried,
+            ended: true,
         }
     }
 }
@@ -202,6 +209,12 @@ impl SessionTable {
         self.take_where(|s| s.owner == owner)
     }
 
+    /// Take every open session (the daemon is stopping).
+    pub fn take_all(&mut self) -> Vec<Session> {
+        self.expired.clear();
+        self.sessions.drain().map(|(_, s)| s).collect()
+    }
+
     fn take_where(&mut self, pred: impl Fn(&Session) -> bool) -> Vec<Session> {
         let ids: Vec<String> = self
             .sessions
@@ -233,6 +246,8 @@ mod tests {
             touch: None,
             require_uv: false,
             note: None,
+            tried: None,
+            ended: false,
         }
     }
 

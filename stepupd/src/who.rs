@@ -1,21 +1,95 @@
-//! Who an attempt is about, as history records it: shared by the attempt
-//! engine and the session table (which keeps it for each open attempt).
+//! One attempt's identity: its id (made at `Begin`), the person and place
+//! it is about, and when it began. Every audit event about the attempt
+//! carries these fields ([`Who::event`]), and history rows are built from
+//! them ([`Who::history_entry`]). Shared by the attempt engine and the
+//! session table, which keeps it for each open attempt.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use stepup_config::attempt::AttemptContext;
+
+use crate::audit;
 use crate::store::HistoryEntry;
 
-/// The person and the place of an attempt (rhost is the effective one:
-/// PAM_RHOST or the tty's login session).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who {
+    /// `STEPUP_ATTEMPT`: joins every event of one PAM attempt.
+    pub attempt: String,
+    pub started: Instant,
+    /// PAM_USER (for su, the target account).
+    pub user: String,
+    /// PAM_RUSER.
+    pub ruser: String,
+    /// Whose factor is asked (PAM_RUSER for su).
     pub subject: String,
     pub service: String,
     pub tty: String,
+    /// The effective source: PAM_RHOST or the tty's login session.
     pub rhost: String,
 }
 
+impl Default for Who {
+    fn default() -> Self {
+        Self {
+            attempt: String::new(),
+            started: Instant::now(),
+            user: String::new(),
+            ruser: String::new(),
+            subject: String::new(),
+            service: String::new(),
+            tty: String::new(),
+            rhost: String::new(),
+        }
+    }
+}
+
+/// A fresh attempt id: 16 random bytes, hex.
+fn new_attempt_id() -> String {
+    let mut raw = [0u8; 16];
+    rand::fill(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Who {
+    /// A new attempt by `subject` with this context, from `rhost`.
+    pub fn begin(context: &AttemptContext, subject: &str, rhost: &str) -> Self {
+        Self {
+            attempt: new_attempt_id(),
+            started: Instant::now(),
+            user: context.user.clone(),
+            ruser: context.ruser.clone(),
+            subject: subject.to_owned(),
+            service: context.service.clone(),
+            tty: context.tty.clone(),
+            rhost: rhost.to_owned(),
+        }
+    }
+
+    /// The fields every event of this attempt carries.
+    pub fn fields(&self) -> [(&'static str, &str); 7] {
+        [
+            ("attempt", &self.attempt),
+            ("service", &self.service),
+            ("user", &self.user),
+            ("ruser", &self.ruser),
+            ("subject", &self.subject),
+            ("tty", &self.tty),
+            ("rhost", &self.rhost),
+        ]
+    }
+
+    /// An audit event about this attempt: its fields, then `extra`.
+    pub fn event(&self, name: &str, extra: &[(&str, &str)]) {
+        let mut fields: Vec<(&str, &str)> = self.fields().to_vec();
+        fields.extend_from_slice(extra);
+        audit::event(name, &fields);
+    }
+
+    /// Milliseconds since `Begin`.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// A history row for this person's attempt, stamped now.
     pub fn history_entry(&self, method: &str, outcome: &str) -> HistoryEntry {
         HistoryEntry {

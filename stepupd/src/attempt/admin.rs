@@ -71,8 +71,10 @@ impl Engine {
         Ok(plan.report)
     }
 
-    /// On a clean stop: fold the write-ahead log into the database file.
+    /// On a clean stop: every open attempt ends (as unavailable), and the
+    /// write-ahead log is folded into the database file.
     pub fn shutdown(&self) {
+        self.end_open_attempts();
         if let Err(e) = lock(&self.store).checkpoint() {
             audit::event("store_error", &[("error", &e.to_string())]);
         }

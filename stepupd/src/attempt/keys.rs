@@ -86,57 +86,83 @@ impl Engine {
             Err(e) => ("key_error", e.to_string()),
         };
         if result == "success" {
-            let _ = lock(&self.sessions).remove(id, owner);
-            self.let_in(&who)?;
-            audit::event(
-                "factor_succeeded",
-                &[
-                    ("subject", &who.subject),
-                    ("method", "fido2"),
-                    ("session", id),
-                ],
-            );
-            return Ok(Step::done(StepKind::Allow, ""));
+            return self.key_answered(owner, id, &who);
         }
-        self.record(&who, "fido2", result)?;
-        audit::event(
-            "factor_failed",
-            &[
-                ("subject", &who.subject),
-                ("method", "fido2"),
-                ("reason", result),
-            ],
+        self.key_failed(config, owner, id, &who, methods, (result, message))
+    }
+
+    /// The key's signature verified (counter and success already stored).
+    fn key_answered(&self, owner: &str, id: &str, who: &Who) -> Result<Step, DaemonError> {
+        let mut session = lock(&self.sessions)
+            .remove(id, owner)
+            .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
+        session.tried = Some(Method::Fido2);
+        let let_in = self.let_in(who);
+        who.event(
+            "factor_succeeded",
+            &[("method", "fido2"), ("rule", &session.rule), ("session", id)],
         );
+        let outcome = if let_in.is_ok() {
+            Outcome::Allowed
+        } else {
+            Outcome::Unavailable
+        };
+        self.end_session(&session, outcome);
+        let_in.map(|()| Step::done(StepKind::Allow, ""))
+    }
+
+    /// The key did not give a good answer: a bad signature counts toward
+    /// the lockout, a clone alarm ends the attempt, otherwise the next
+    /// method on offer is asked within the same attempt.
+    fn key_failed(
+        &self,
+        config: &Config,
+        owner: &str,
+        id: &str,
+        who: &Who,
+        methods: Vec<Method>,
+        (result, message): (&'static str, String),
+    ) -> Result<Step, DaemonError> {
+        self.record(who, "fido2", result)?;
+        who.event("factor_failed", &[("method", "fido2"), ("reason", result)]);
         if result == "bad_signature"
-            && let Some(lock_message) = self.count_failure(config, &who.subject)?
+            && let Some(lock_message) = self.count_failure(config, who)?
         {
-            let _ = lock(&self.sessions).remove(id, owner);
+            self.end_key_attempt(owner, id, Outcome::Locked);
             return Ok(Step::done(
                 StepKind::Deny,
                 format!("{message} {lock_message}"),
             ));
         }
-        // Another method on offer: fall back to it within the same attempt.
         let rest: Vec<Method> = methods
             .into_iter()
             .filter(|m| *m != Method::Fido2)
             .collect();
-        let mut sessions = lock(&self.sessions);
         if rest.is_empty() || result == "counter_regression" {
-            let _ = sessions.remove(id, owner);
+            self.end_key_attempt(owner, id, Outcome::Denied);
             return Ok(Step::done(StepKind::Deny, message));
         }
+        let mut sessions = lock(&self.sessions);
         let session = sessions
             .get_mut(id, owner)
             .map_err(|e| DaemonError::NoSuchSession(e.to_string()))?;
         session.methods = rest;
         session.touch = None;
+        session.tried = Some(Method::Fido2);
         session.stage = Stage::ShowedError;
         Ok(Step {
             session: id.to_owned(),
             kind: StepKind::Error,
             text: message,
         })
+    }
+
+    /// Take a key attempt's session out and end it.
+    fn end_key_attempt(&self, owner: &str, id: &str, outcome: Outcome) {
+        if let Ok(mut session) = lock(&self.sessions).remove(id, owner) {
+            session.tried = Some(Method::Fido2);
+            self.end_session(&session, outcome);
+        }
     }
 
     /// Verify a key's assertion and, on success, store the new counter and
@@ -207,10 +233,9 @@ impl Engine {
         received: u32,
     ) -> Result<(&'static str, String), DaemonError> {
         lock(&self.store).mark_suspect(&key.id).map_err(failed)?;
-        audit::event(
+        who.event(
             "key_counter_regression",
             &[
-                ("subject", &who.subject),
                 ("credential", &key.id),
                 ("stored", &stored.to_string()),
                 ("received", &received.to_string()),

@@ -36,8 +36,9 @@ impl Engine {
     pub(super) fn count_failure(
         &self,
         config: &Config,
-        subject: &str,
+        who: &Who,
     ) -> Result<Option<String>, DaemonError> {
+        let subject = who.subject.as_str();
         let settings = &config.lockout;
         if settings.deny == 0 {
             return Ok(None);
@@ -64,10 +65,9 @@ impl Engine {
             (!settings.unlock_time.0.is_zero()).then(|| now + settings.unlock_time.0.as_secs());
         store.lock(subject, now, until).map_err(failed)?;
         drop(store);
-        audit::event(
+        who.event(
             "locked",
             &[
-                ("subject", subject),
                 ("failures", &failures.to_string()),
                 (
                     "until",

@@ -22,153 +22,8 @@ use std::sync::{Mutex, OnceLock};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-/// One kind of event: its name, its fixed MESSAGE_ID (never reused), its
-/// syslog priority, and the start of its human-readable MESSAGE.
-pub struct Kind {
-    pub name: &'static str,
-    pub message_id: &'static str,
-    pub priority: u8,
-    pub summary: &'static str,
-}
-
-const ERR: u8 = 3;
-const WARNING: u8 = 4;
-const NOTICE: u8 = 5;
-const INFO: u8 = 6;
-
-/// Every event stepupd emits. docs/audit.md lists the same table.
-pub const CATALOGUE: &[Kind] = &[
-    Kind {
-        name: "decision",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a1",
-        priority: INFO,
-        summary: "policy decision",
-    },
-    Kind {
-        name: "challenge",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a2",
-        priority: INFO,
-        summary: "step-up challenge started",
-    },
-    Kind {
-        name: "factor_succeeded",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a3",
-        priority: NOTICE,
-        summary: "second factor succeeded",
-    },
-    Kind {
-        name: "factor_failed",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a4",
-        priority: WARNING,
-        summary: "second factor failed",
-    },
-    Kind {
-        name: "grace_used",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a5",
-        priority: INFO,
-        summary: "allowed on grace from an earlier step-up",
-    },
-    Kind {
-        name: "locked",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a6",
-        priority: WARNING,
-        summary: "user locked out",
-    },
-    Kind {
-        name: "unlocked",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a7",
-        priority: NOTICE,
-        summary: "user unlocked by an administrator",
-    },
-    Kind {
-        name: "key_counter_regression",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a8",
-        priority: ERR,
-        summary: "security key counter went backwards (possible clone)",
-    },
-    Kind {
-        name: "recovery_code_used",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0a9",
-        priority: NOTICE,
-        summary: "recovery code used",
-    },
-    Kind {
-        name: "recovery_codes_issued",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0aa",
-        priority: NOTICE,
-        summary: "new recovery codes issued",
-    },
-    Kind {
-        name: "enrolled",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0ab",
-        priority: NOTICE,
-        summary: "factor enrolled",
-    },
-    Kind {
-        name: "removed",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0ac",
-        priority: NOTICE,
-        summary: "factor removed",
-    },
-    Kind {
-        name: "imported",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0ad",
-        priority: NOTICE,
-        summary: "factors imported",
-    },
-    Kind {
-        name: "config_loaded",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0ae",
-        priority: NOTICE,
-        summary: "policy loaded",
-    },
-    Kind {
-        name: "config_rejected",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0af",
-        priority: ERR,
-        summary: "policy reload rejected; the previous policy stays",
-    },
-    Kind {
-        name: "daemon_started",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b0",
-        priority: NOTICE,
-        summary: "stepupd started",
-    },
-    Kind {
-        name: "daemon_stopped",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b1",
-        priority: NOTICE,
-        summary: "stepupd stopped",
-    },
-    Kind {
-        name: "protocol_mismatch",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b2",
-        priority: ERR,
-        summary: "client speaks another protocol version",
-    },
-    Kind {
-        name: "history_pruned",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b3",
-        priority: INFO,
-        summary: "old history pruned",
-    },
-    Kind {
-        name: "store_error",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b4",
-        priority: ERR,
-        summary: "state store error",
-    },
-    Kind {
-        name: "utmp_unusable",
-        message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b5",
-        priority: WARNING,
-        summary: "utmp could not be used",
-    },
-];
-
-pub fn kind(name: &str) -> Option<&'static Kind> {
-    CATALOGUE.iter().find(|k| k.name == name)
-}
+use stepup_common::events::INFO;
+pub use stepup_common::events::{CATALOGUE, Kind, kind};
 
 /// Where events go.
 enum Sink {
@@ -435,137 +290,12 @@ fn quote(value: &str) -> String {
     }
 }
 
-/// What `stepupctl audit verify` found.
-#[derive(Debug, Default)]
-pub struct VerifyReport {
-    pub events: usize,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-    /// Problems that mean events were removed, reordered or edited.
-    pub problems: Vec<String>,
-    /// Things to know that are not tampering (a restart after a crash).
-    pub notes: Vec<String>,
-}
+mod report;
+pub mod source;
+mod verify;
 
-/// Check a run of events (journald JSON objects, one per line, in journal
-/// order): sequence numbers must follow each other and every chain value
-/// must be the HMAC of its predecessor and its own fields. The first event
-/// is the anchor (its predecessor is not in the input). A `daemon_started`
-/// with `STEPUP_CHAIN_RESUMED=false` starts a new chain (after a crash the
-/// daemon cannot link to the old one): noted, not an error.
-pub fn verify(key: &[u8; 32], lines: impl Iterator<Item = String>) -> VerifyReport {
-    let mut report = VerifyReport::default();
-    let mut prev: Option<(u64, String)> = None;
-    for (index, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match read_event(&line) {
-            Ok(Some(event)) => {
-                report.add(key, prev.as_ref(), &event);
-                prev = Some((event.seq, event.chain));
-            }
-            Ok(None) => {}
-            Err(problem) => report
-                .problems
-                .push(format!("line {}: {problem}", index + 1)),
-        }
-    }
-    report
-}
-
-/// One of stepupd's events, as the chain covers it.
-struct ChainedEvent {
-    seq: u64,
-    chain: String,
-    /// A `daemon_started` that starts a new chain.
-    restart: bool,
-    /// The fields the chain value covers.
-    fields: Vec<(String, String)>,
-}
-
-/// The event on one line of a `journalctl -o json` export: `None` for
-/// another program's entry, `Err` for a line that is not an event at all.
-fn read_event(line: &str) -> Result<Option<ChainedEvent>, &'static str> {
-    let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(line)
-    else {
-        return Err("not a JSON object");
-    };
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-    let ours = object.get("SYSLOG_IDENTIFIER").and_then(text).as_deref() == Some("stepupd")
-        && object.contains_key("STEPUP_SEQ");
-    if !ours {
-        return Ok(None);
-    }
-    let fields: Vec<(String, String)> = object
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("STEPUP_")
-                || matches!(
-                    k.as_str(),
-                    "MESSAGE" | "MESSAGE_ID" | "PRIORITY" | "SYSLOG_IDENTIFIER"
-                )
-        })
-        .filter_map(|(k, v)| text(v).map(|v| (k.clone(), v)))
-        .collect();
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let Some(seq) = get("STEPUP_SEQ").and_then(|s| s.parse::<u64>().ok()) else {
-        return Err("no valid STEPUP_SEQ");
-    };
-    let chain = get("STEPUP_CHAIN").unwrap_or_default();
-    let restart = get("STEPUP_EVENT").as_deref() == Some("daemon_started")
-        && get("STEPUP_CHAIN_RESUMED").as_deref() == Some("false");
-    Ok(Some(ChainedEvent {
-        seq,
-        chain,
-        restart,
-        fields,
-    }))
-}
-
-impl VerifyReport {
-    /// Counts `event` and checks it follows `prev` (sequence and chain).
-    fn add(&mut self, key: &[u8; 32], prev: Option<&(u64, String)>, event: &ChainedEvent) {
-        let seq = event.seq;
-        self.events += 1;
-        self.first_seq.get_or_insert(seq);
-        self.last_seq = Some(seq);
-        match prev {
-            None => {}
-            Some(_) if event.restart => {
-                self.notes.push(format!(
-                    "seq {seq}: a new chain starts (stepupd restarted without a clean stop, so continuity before it cannot be proved)"
-                ));
-                if chain_link(key, CHAIN_START, &event.fields) != event.chain {
-                    self.problems
-                        .push(format!("seq {seq}: edited (chain value does not match)"));
-                }
-            }
-            Some((prev_seq, prev_chain)) => {
-                if seq <= *prev_seq {
-                    self.problems.push(format!(
-                        "seq {seq} after seq {prev_seq}: reordered or replayed"
-                    ));
-                } else if seq != prev_seq + 1 {
-                    self.problems.push(format!(
-                        "seq {}..{}: {} event(s) missing",
-                        prev_seq + 1,
-                        seq - 1,
-                        seq - prev_seq - 1
-                    ));
-                } else if chain_link(key, prev_chain, &event.fields) != event.chain {
-                    self.problems
-                        .push(format!("seq {seq}: edited (chain value does not match)"));
-                }
-            }
-        }
-    }
-}
+pub use report::{Report, report};
+pub use verify::{VerifyReport, verify};
 
 #[cfg(test)]
 mod tests {
@@ -581,42 +311,37 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_are_unique_32_hex_digits() {
-        let mut ids: Vec<&str> = CATALOGUE.iter().map(|k| k.message_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), CATALOGUE.len());
-        assert!(
-            ids.iter()
-                .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        );
-    }
-
-    #[test]
     fn every_event_the_daemon_emits_is_in_the_catalogue() {
         let src = concat!(
-            include_str!("attempt/mod.rs"),
-            include_str!("attempt/admin.rs"),
-            include_str!("attempt/keys.rs"),
-            include_str!("attempt/lockout.rs"),
-            include_str!("daemon.rs"),
-            include_str!("service.rs"),
+            include_str!("../attempt/mod.rs"),
+            include_str!("../attempt/admin.rs"),
+            include_str!("../attempt/begin.rs"),
+            include_str!("../attempt/ending.rs"),
+            include_str!("../attempt/keys.rs"),
+            include_str!("../attempt/lockout.rs"),
+            include_str!("../attempt/respond.rs"),
+            include_str!("../daemon.rs"),
+            include_str!("../service.rs"),
         );
-        let mut rest = src;
         let mut found = 0;
-        while let Some(i) = rest.find("audit::event(") {
-            rest = &rest[i + "audit::event(".len()..];
-            let name = rest.trim_start().trim_start_matches('"');
-            let name = &name[..name.find('"').unwrap_or(0)];
-            assert!(kind(name).is_some(), "event {name:?} has no MESSAGE_ID");
-            found += 1;
+        // `audit::event("name"` and `who.event("name"` (an attempt's events).
+        for call in ["audit::event(", "who.event(", "challenge.event("] {
+            let mut rest = src;
+            while let Some(i) = rest.find(call) {
+                rest = &rest[i + call.len()..];
+                let name = rest.trim_start().trim_start_matches('"');
+                let name = &name[..name.find('"').unwrap_or(0)];
+                let kind = kind(name).unwrap_or_else(|| panic!("event {name:?} has no MESSAGE_ID"));
+                assert_eq!(kind.source, stepup_common::events::Source::Daemon, "{name}");
+                found += 1;
+            }
         }
-        assert!(found > 20, "{found}");
+        assert!(found > 25, "{found}");
     }
 
     #[test]
     fn docs_list_every_event_and_message_id() {
-        let doc = include_str!("../../docs/audit.md");
+        let doc = include_str!("../../../docs/audit.md");
         for kind in CATALOGUE {
             assert!(
                 doc.contains(&format!("| `{}` | `{}` |", kind.name, kind.message_id)),
