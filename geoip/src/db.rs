@@ -369,7 +369,10 @@ mod tests {
         assert_eq!(loc("DBIP-Country-Lite"), Some(Edition::Country));
         assert_eq!(asn("GeoLite2-ASN"), Some(Edition::Asn));
         assert_eq!(asn("GeoIP2-ISP"), Some(Edition::Asn));
-        assert_eq!(asn("DBIP-ASN-Lite (compat=GeoLite2-ASN)"), Some(Edition::Asn));
+        assert_eq!(
+            asn("DBIP-ASN-Lite (compat=GeoLite2-ASN)"),
+            Some(Edition::Asn)
+        );
         for other in [
             "GeoIP2-Anonymous-IP",
             "GeoIP2-Connection-Type",

@@ -109,13 +109,16 @@ mod tests {
     #[test]
     fn paris_to_sydney_in_ten_minutes_is_impossible_in_twenty_hours_it_is_not() {
         let t0 = 1_700_000_000;
-        let ten_minutes = travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 + 600))
-            .expect("speed");
+        let ten_minutes =
+            travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 + 600)).expect("speed");
         assert!(ten_minutes > 100_000.0, "{ten_minutes}");
         let twenty_hours =
             travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 + 20 * 3600))
                 .expect("speed");
-        assert!(twenty_hours < 900.0 && twenty_hours > 800.0, "{twenty_hours}");
+        assert!(
+            twenty_hours < 900.0 && twenty_hours > 800.0,
+            "{twenty_hours}"
+        );
     }
 
     #[test]
@@ -133,8 +136,8 @@ mod tests {
             assert_eq!(fuzzy, Some(0.0), "dt {dt}");
         }
         // Partially overlapping radii: only the rest of the distance counts.
-        let part = travel_speed_kmh(&seen(PARIS, 10, t0), &seen(meaux, 10, t0 + 3600))
-            .expect("speed");
+        let part =
+            travel_speed_kmh(&seen(PARIS, 10, t0), &seen(meaux, 10, t0 + 3600)).expect("speed");
         assert!((part - (raw - 20.0)).abs() < 1e-9, "{part} vs {raw}");
     }
 
@@ -143,8 +146,8 @@ mod tests {
         let t0 = 1_700_000_000;
         let d = distance_km(PARIS, SYDNEY) - 40.0;
         for dt in [0, 1, 59, 60] {
-            let v = travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 + dt))
-                .expect("speed");
+            let v =
+                travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 + dt)).expect("speed");
             assert!((v - d * 60.0).abs() < 1e-6, "dt {dt}: {v}");
         }
         let back = travel_speed_kmh(&seen(PARIS, 20, t0), &seen(SYDNEY, 20, t0 - 3600));
@@ -160,7 +163,10 @@ mod tests {
     fn non_finite_coordinates_give_no_speed() {
         let t0 = 1_700_000_000;
         let nan = (f64::NAN, 2.0);
-        assert_eq!(travel_speed_kmh(&seen(nan, 0, t0), &seen(PARIS, 0, t0 + 60)), None);
+        assert_eq!(
+            travel_speed_kmh(&seen(nan, 0, t0), &seen(PARIS, 0, t0 + 60)),
+            None
+        );
     }
 
     #[test]

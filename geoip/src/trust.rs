@@ -84,7 +84,11 @@ fn check_directories(path: &Path, real: &Path) -> Result<(), GeoError> {
         })?;
         let mode = meta.mode() & 0o7777;
         let reason = if meta.uid() != 0 {
-            format!("directory {} is owned by uid {}, not root", dir.display(), meta.uid())
+            format!(
+                "directory {} is owned by uid {}, not root",
+                dir.display(),
+                meta.uid()
+            )
         } else if mode & GROUP_OR_OTHER_WRITE != 0 && mode & STICKY == 0 {
             format!(
                 "directory {} (mode {mode:04o}) is writable by group or others",

@@ -69,7 +69,11 @@ fn unknown_and_non_public_addresses_give_an_empty_location() {
         "fe80::1",
         "8.8.8.8",
     ] {
-        assert_eq!(geo.lookup(ip(unknown)).unwrap(), Location::default(), "{unknown}");
+        assert_eq!(
+            geo.lookup(ip(unknown)).unwrap(),
+            Location::default(),
+            "{unknown}"
+        );
     }
 }
 
@@ -83,9 +87,15 @@ fn country_edition_has_countries_only() {
         ..Location::default()
     };
     assert_eq!(geo.lookup(ip("192.0.2.1")).unwrap(), expected("FR"));
-    assert_eq!(geo.lookup(ip("::ffff:198.51.100.1")).unwrap(), expected("AU"));
+    assert_eq!(
+        geo.lookup(ip("::ffff:198.51.100.1")).unwrap(),
+        expected("AU")
+    );
     assert_eq!(geo.lookup(ip("2001:db8::5")).unwrap(), expected("DE"));
-    assert_eq!(geo.lookup(ip("203.0.113.200")).unwrap(), Location::default());
+    assert_eq!(
+        geo.lookup(ip("203.0.113.200")).unwrap(),
+        Location::default()
+    );
 }
 
 #[test]
@@ -98,11 +108,25 @@ fn asn_database_adds_as_number_and_organisation() {
         (l.country, l.asn, l.as_org)
     };
     let fr = Some("FR".to_string());
-    assert_eq!(at("192.0.2.1"), (fr.clone(), Some(64496), Some("Example Paris Telecom".into())));
-    assert_eq!(at("::ffff:192.0.2.129"), (fr, Some(64497), Some("Example Mobile France".into())));
+    assert_eq!(
+        at("192.0.2.1"),
+        (
+            fr.clone(),
+            Some(64496),
+            Some("Example Paris Telecom".into())
+        )
+    );
+    assert_eq!(
+        at("::ffff:192.0.2.129"),
+        (fr, Some(64497), Some("Example Mobile France".into()))
+    );
     assert_eq!(
         at("2001:db8::1"),
-        (Some("DE".into()), Some(64500), Some("Example Berlin IPv6".into()))
+        (
+            Some("DE".into()),
+            Some(64500),
+            Some("Example Berlin IPv6".into())
+        )
     );
     assert_eq!(at("203.0.113.129"), (None, None, None));
 }
@@ -121,8 +145,7 @@ fn city_file_with_as_data_is_used_when_no_asn_database_is_configured() {
 #[test]
 fn ipv4_only_asn_file_knows_nothing_about_ipv6() {
     let dbs = generate();
-    let geo =
-        GeoDatabases::open(&dbs.path("city.mmdb"), Some(&dbs.path("asn-ipv4.mmdb"))).unwrap();
+    let geo = GeoDatabases::open(&dbs.path("city.mmdb"), Some(&dbs.path("asn-ipv4.mmdb"))).unwrap();
     assert_eq!(geo.lookup(ip("192.0.2.1")).unwrap().asn, Some(64496));
     // Mapped addresses are IPv4 addresses there too.
     assert_eq!(geo.lookup(ip("::ffff:192.0.2.1")).unwrap().asn, Some(64496));
@@ -155,7 +178,10 @@ fn travel_between_looked_up_places() {
     assert_eq!(travel_speed_kmh(&paris, &fuzzy), Some(0.0));
 
     // An address with no coordinates (unknown) gives no sighting.
-    assert_eq!(Sighting::of(&geo.lookup(ip("203.0.113.200")).unwrap(), t0), None);
+    assert_eq!(
+        Sighting::of(&geo.lookup(ip("203.0.113.200")).unwrap(), t0),
+        None
+    );
 }
 
 #[test]
@@ -179,7 +205,8 @@ fn generator_is_deterministic() {
 #[test]
 fn every_generated_file_verifies() {
     let dbs = generate();
-    let geo = GeoDatabases::open(&dbs.path("enterprise.mmdb"), Some(&dbs.path("asn.mmdb"))).unwrap();
+    let geo =
+        GeoDatabases::open(&dbs.path("enterprise.mmdb"), Some(&dbs.path("asn.mmdb"))).unwrap();
     geo.verify().unwrap();
     GeoDatabases::open(&dbs.path("country.mmdb"), Some(&dbs.path("asn-ipv4.mmdb")))
         .unwrap()
