@@ -12,6 +12,7 @@ packages=(
   openssh-server openssh-client             # package test: ssh to an sshd on 127.0.0.1
   lintian rpm                               # package test: lintian on the deb, rpm -qpl on the rpm
   faketime                                  # libfaketime: move stepupd's clock in the faults tests
+  libmaxmind-db-writer-perl                 # MaxMind::DB::Writer: tests/geoip/make-test-mmdb.pl writes the geoip test databases
 )
 command -v busctl >/dev/null 2>&1 || packages+=(systemd)
 
