@@ -1,6 +1,8 @@
 # stepup %post ($1: 1 on install, 2 on upgrade). Never edits /etc/pam.d; the
 # default policy is report-only.
 install -d -m 0700 -o root -g root /var/lib/stepup
+# journalctl -x explains stepup's events from the catalog we ship.
+command -v journalctl >/dev/null 2>&1 && journalctl --update-catalog >/dev/null 2>&1 || :
 if [ "$1" -eq 1 ]; then
     # The module asks a running daemon, so the unit starts at boot. Enabled
     # on first install only: an administrator's "disable" survives upgrades.

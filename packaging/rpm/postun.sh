@@ -7,3 +7,5 @@ if [ -d /run/systemd/system ]; then
         systemctl try-restart stepupd.service >/dev/null 2>&1 || :
     fi
 fi
+# On erase the catalog file is gone; on upgrade it may have changed.
+command -v journalctl >/dev/null 2>&1 && journalctl --update-catalog >/dev/null 2>&1 || :

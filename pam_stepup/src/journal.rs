@@ -50,10 +50,16 @@ pub fn datagram(
         ("STEPUP_EVENT".into(), name.into()),
     ];
     for key in keys::KEYS {
-        fields.push((format!("STEPUP_{}", key.to_ascii_uppercase()), item(key).into()));
+        fields.push((
+            format!("STEPUP_{}", key.to_ascii_uppercase()),
+            item(key).into(),
+        ));
     }
     for (key, value) in extra {
-        fields.push((format!("STEPUP_{}", key.to_ascii_uppercase()), (*value).into()));
+        fields.push((
+            format!("STEPUP_{}", key.to_ascii_uppercase()),
+            (*value).into(),
+        ));
     }
     let mut out = Vec::with_capacity(512);
     for (key, value) in fields {
@@ -66,7 +72,12 @@ pub fn datagram(
 }
 
 /// Best effort, never blocking: with no journald there is the syslog line.
-pub fn send(socket_path: &str, name: &str, context: &HashMap<String, String>, extra: &[(&str, &str)]) {
+pub fn send(
+    socket_path: &str,
+    name: &str,
+    context: &HashMap<String, String>,
+    extra: &[(&str, &str)],
+) {
     let Some(datagram) = datagram(name, context, extra) else {
         return;
     };
@@ -101,7 +112,10 @@ mod tests {
         assert!(text.contains("\nSTEPUP_ERROR=no socket\n"), "{text}");
         // A newline in a PAM item cannot forge a field of its own.
         assert!(!text.contains("\nSTEPUP_OUTCOME=allowed"), "{text}");
-        assert!(text.contains("\nSTEPUP_USER=mallory STEPUP_OUTCOME=allowed\n"), "{text}");
+        assert!(
+            text.contains("\nSTEPUP_USER=mallory STEPUP_OUTCOME=allowed\n"),
+            "{text}"
+        );
         assert!(datagram("no_such_event", &context, &[]).is_none());
     }
 }

@@ -68,13 +68,13 @@ impl Who {
     /// The fields every event of this attempt carries.
     pub fn fields(&self) -> [(&'static str, &str); 7] {
         [
-            ("attempt", &self.attempt),
-            ("service", &self.service),
             ("user", &self.user),
             ("ruser", &self.ruser),
             ("subject", &self.subject),
+            ("service", &self.service),
             ("tty", &self.tty),
             ("rhost", &self.rhost),
+            ("attempt", &self.attempt),
         ]
     }
 

@@ -720,10 +720,17 @@ impl Journald {
     /// stepupd's entries as `journalctl -o json` lines, waiting until at
     /// least `min` are there.
     pub fn stepupd_json(&self, min: usize) -> Vec<String> {
+        self.json(&["stepupd"], min)
+    }
+
+    /// The entries of these programs (`SYSLOG_IDENTIFIER`s) as `journalctl
+    /// -o json` lines, waiting until at least `min` are there (10 s at most).
+    pub fn json(&self, identifiers: &[&str], min: usize) -> Vec<String> {
         let start = Instant::now();
         loop {
             let out = Command::new("journalctl")
-                .args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=stepupd"])
+                .args(["-o", "json", "--no-pager"])
+                .args(identifiers.iter().map(|i| format!("SYSLOG_IDENTIFIER={i}")))
                 .arg(format!("--namespace={}", self.namespace))
                 .output()
                 .unwrap();
@@ -734,6 +741,28 @@ impl Journald {
                 .collect();
             if lines.len() >= min || start.elapsed() > Duration::from_secs(10) {
                 return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Journald {
+    /// `journalctl -x` of the entries with this MESSAGE_ID (the catalog's
+    /// explanation under each), waiting up to 10 s for one.
+    pub fn explained(&self, message_id: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let out = Command::new("journalctl")
+                .args(["-x", "--no-pager"])
+                .arg(format!("--namespace={}", self.namespace))
+                .arg(format!("MESSAGE_ID={message_id}"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let found = !text.trim().is_empty() && !text.contains("-- No entries --");
+            if found || start.elapsed() > Duration::from_secs(10) {
+                return text;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -47,6 +47,7 @@ const DEB_FILES: &[&str] = &[
     "/usr/share/dbus-1/system-services/org.stepup.Daemon1.service",
     "/lib/systemd/system/stepupd.service",
     "/usr/share/pam-configs/stepup",
+    "/usr/lib/systemd/catalog/stepup.catalog",
     "/usr/share/man/man8/pam_stepup.8.gz",
     "/usr/share/man/man8/stepupd.8.gz",
     "/usr/share/man/man8/stepupctl.8.gz",
@@ -442,11 +443,24 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
         Path::new("/lib/systemd/system/stepupd.service")
     );
 
+    // The journald catalog is installed and in journald's database.
+    let attempt_ended = stepup_common::events::kind("attempt_ended")
+        .unwrap()
+        .message_id;
+    assert!(
+        run_ok("journalctl", &["--list-catalog"]).contains(attempt_ended),
+        "the package did not update journald's catalog"
+    );
+
     // An enforcing policy in place of the shipped one (the purge at the end
-    // removes it with the conffile).
+    // removes it with the conffile), its events to a journald of our own.
+    let journald = Journald::start();
     fs::write(
         "/etc/stepup/stepup.toml",
-        "[defaults]\naction = \"step_up\"\nmethods = [\"totp\"]\n",
+        format!(
+            "[defaults]\naction = \"step_up\"\nmethods = [\"totp\"]\n[audit]\njournal_socket = \"{}\"\n",
+            journald.socket().display()
+        ),
     )
     .unwrap();
     // Installing again (what an upgrade runs) is idempotent and keeps the
@@ -502,6 +516,12 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     let (transcript, status) = as_user(&sudo_user, &sudo, &[&wrong[0], &wrong[1], &wrong[2]]);
     assert_ne!(status, 0, "sudo let a wrong code through: {transcript}");
     assert!(!ran_as(&transcript, 0), "{transcript}");
+    // `journalctl -x` explains a real event from the installed catalog.
+    let explained = journald.explained(attempt_ended);
+    assert!(
+        explained.contains("did that attempt get in?") && explained.contains("ended: max_tries"),
+        "journalctl -x did not explain attempt_ended:\n{explained}"
+    );
 
     // su, with its fixed /etc/pam.d/su replaced inside a private mount
     // namespace only. The factor asked is the caller's.
@@ -646,6 +666,10 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     for file in DEB_FILES {
         assert!(!Path::new(file).exists(), "{file} survived dpkg -P");
     }
+    assert!(
+        !run_ok("journalctl", &["--list-catalog"]).contains(attempt_ended),
+        "the purged package left its entries in journald's catalog"
+    );
     for link in [WANTS_LINK, "/etc/systemd/system/stepupd.service"] {
         assert!(
             fs::symlink_metadata(link).is_err(),
@@ -705,7 +729,7 @@ fn as_rpm_path(deb_path: &str) -> Option<String> {
                 "/usr/lib/x86_64-linux-gnu/security/",
                 "/usr/lib64/security/",
             )
-            .replacen("/lib/systemd/", "/usr/lib/systemd/", 1),
+            .replacen("/lib/systemd/system/", "/usr/lib/systemd/system/", 1),
     )
 }
 

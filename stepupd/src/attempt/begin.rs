@@ -93,7 +93,14 @@ impl Engine {
             None
         };
         self.let_in(who)?;
-        self.end(who, Outcome::ReportOnly, &Ending { enrolled, ..ending.clone() });
+        self.end(
+            who,
+            Outcome::ReportOnly,
+            &Ending {
+                enrolled,
+                ..ending.clone()
+            },
+        );
         Ok(Step::done(StepKind::Allow, ""))
     }
 
@@ -136,10 +143,12 @@ impl Engine {
                 kind: StepKind::Info,
                 text: reason,
             }),
-            None => self.first_prompt(config, owner, &id, &methods, note).inspect_err(|_| {
-                // The caller ends the attempt; the session must not linger.
-                let _ = lock(&self.sessions).remove(&id, owner);
-            }),
+            None => self
+                .first_prompt(config, owner, &id, &methods, note)
+                .inspect_err(|_| {
+                    // The caller ends the attempt; the session must not linger.
+                    let _ = lock(&self.sessions).remove(&id, owner);
+                }),
         }
     }
 

@@ -100,7 +100,11 @@ impl Engine {
         let let_in = self.let_in(who);
         who.event(
             "factor_succeeded",
-            &[("method", "fido2"), ("rule", &session.rule), ("session", id)],
+            &[
+                ("method", "fido2"),
+                ("rule", &session.rule),
+                ("session", id),
+            ],
         );
         let outcome = if let_in.is_ok() {
             Outcome::Allowed

@@ -108,8 +108,12 @@ pub fn report(key: &[u8; 32], lines: &[String]) -> Report {
             "attempt_ended" => {
                 report.count_attempt(&event);
                 if field("STEPUP_CHALLENGED") == "true" && field("STEPUP_OUTCOME") != "allowed" {
-                    *failed_sources.entry(field("STEPUP_RHOST").to_owned()).or_default() += 1;
-                    *failed_users.entry(field("STEPUP_SUBJECT").to_owned()).or_default() += 1;
+                    *failed_sources
+                        .entry(field("STEPUP_RHOST").to_owned())
+                        .or_default() += 1;
+                    *failed_users
+                        .entry(field("STEPUP_SUBJECT").to_owned())
+                        .or_default() += 1;
                 }
             }
             "locked" => report.alarms.lockouts += 1,
@@ -213,7 +217,11 @@ impl Report {
         self.render_report_only(&mut out);
         self.render_methods(&mut out);
         self.render_alarms(&mut out);
-        render_top(&mut out, "Failed step-ups by source address", &self.failed_by_source);
+        render_top(
+            &mut out,
+            "Failed step-ups by source address",
+            &self.failed_by_source,
+        );
         render_top(&mut out, "Failed step-ups by person", &self.failed_by_user);
         out
     }
@@ -221,7 +229,10 @@ impl Report {
     fn render_chain(&self, out: &mut String) {
         let c = &self.chain;
         out.push_str(&if c.intact {
-            format!("Audit chain: intact ({} chained events verified)\n", c.events)
+            format!(
+                "Audit chain: intact ({} chained events verified)\n",
+                c.events
+            )
         } else if c.events == 0 {
             "Audit chain: NOT VERIFIED: no stepupd events found\n".to_owned()
         } else {
@@ -247,7 +258,11 @@ impl Report {
         for (rule, outcomes) in &self.attempts {
             let total: u64 = outcomes.values().sum();
             let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
-            out.push_str(&format!("  {:<28} {total:>6}  {}\n", shown(rule), parts.join(", ")));
+            out.push_str(&format!(
+                "  {:<28} {total:>6}  {}\n",
+                shown(rule),
+                parts.join(", ")
+            ));
         }
     }
 
@@ -295,7 +310,8 @@ impl Report {
                 m.challenged,
                 m.succeeded,
                 m.success_rate * 100.0,
-                m.median_ms.map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+                m.median_ms
+                    .map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
             ));
         }
     }
@@ -306,7 +322,10 @@ impl Report {
         for (what, n) in [
             ("lockouts", a.lockouts),
             ("security-key clone alarms", a.clone_alarms),
-            ("fail-safe passes (daemon unreachable, let through)", a.failsafe_passes),
+            (
+                "fail-safe passes (daemon unreachable, let through)",
+                a.failsafe_passes,
+            ),
             ("daemon unreachable (failed closed)", a.daemon_unreachable),
             ("daemon starts", a.daemon_starts),
             ("policy reloads rejected", a.config_rejections),

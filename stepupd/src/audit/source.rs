@@ -35,14 +35,20 @@ pub struct Selection<'a> {
 /// with `with_module`, pam_stepup's.
 pub fn read(selection: &Selection<'_>, with_module: bool) -> Result<Vec<String>, SourceError> {
     // Parse both bounds first: a typo is refused before anything is read.
-    let since = selection.since.map(|s| parse_time("--since", s)).transpose()?;
-    let until = selection.until.map(|u| parse_time("--until", u)).transpose()?;
+    let since = selection
+        .since
+        .map(|s| parse_time("--since", s))
+        .transpose()?;
+    let until = selection
+        .until
+        .map(|u| parse_time("--until", u))
+        .transpose()?;
     let text = match selection.file {
         Some(path) => std::fs::read_to_string(path).map_err(|source| SourceError::Read {
             path: path.display().to_string(),
             source,
         })?,
-        None => journalctl(selection, with_module)?,
+        None => journalctl(selection.namespace, since, until, with_module)?,
     };
     Ok(text
         .lines()
@@ -52,15 +58,27 @@ pub fn read(selection: &Selection<'_>, with_module: bool) -> Result<Vec<String>,
         .collect())
 }
 
-fn journalctl(selection: &Selection<'_>, with_module: bool) -> Result<String, SourceError> {
+fn journalctl(
+    namespace: Option<&str>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    with_module: bool,
+) -> Result<String, SourceError> {
     let mut command = Command::new("journalctl");
     command.args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=stepupd"]);
     if with_module {
         // Two matches on one field are alternatives.
         command.arg("SYSLOG_IDENTIFIER=pam_stepup");
     }
-    if let Some(namespace) = selection.namespace {
+    if let Some(namespace) = namespace {
         command.arg(format!("--namespace={namespace}"));
+    }
+    // `@SECONDS` is systemd.time(7)'s form of an absolute time.
+    if let Some(since) = since {
+        command.arg(format!("--since=@{}", since.as_second()));
+    }
+    if let Some(until) = until {
+        command.arg(format!("--until=@{}", until.as_second() + 1));
     }
     let out = command
         .output()
@@ -118,7 +136,10 @@ pub fn parse_time(flag: &'static str, value: &str) -> Result<Timestamp, SourceEr
     }
     let civil: jiff::civil::DateTime = text
         .parse()
-        .or_else(|_| text.parse::<jiff::civil::Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .or_else(|_| {
+            text.parse::<jiff::civil::Date>()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
         .map_err(|_| bad())?;
     civil
         .to_zoned(now.time_zone().clone())
@@ -143,7 +164,10 @@ mod tests {
             parse_time("--since", "2026-11-01T08:30:00Z").expect("rfc3339"),
             "2026-11-01T08:30:00Z".parse::<Timestamp>().expect("ts")
         );
-        assert!(parse_time("--since", "yesterday").expect("y") < parse_time("--since", "today").expect("t"));
+        assert!(
+            parse_time("--since", "yesterday").expect("y")
+                < parse_time("--since", "today").expect("t")
+        );
         for bad in ["last week", "-7 fortnights", "2026-13-01", ""] {
             let err = parse_time("--until", bad).expect_err(bad).to_string();
             assert!(err.starts_with("--until"), "{err}");

@@ -101,19 +101,50 @@ enum Command {
 enum AuditAction {
     /// Check the chain of stepupd's events: gaps, reordering, edits (offline; exit 1 on any)
     Verify {
-        /// Where the host's audit key is
-        #[arg(long, default_value = "/var/lib/stepup")]
-        state_dir: PathBuf,
-        /// Read a `journalctl -o json` export instead of the journal
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Passed to journalctl --since
-        #[arg(long)]
-        since: Option<String>,
-        /// Passed to journalctl --namespace
-        #[arg(long)]
-        namespace: Option<String>,
+        #[command(flatten)]
+        events: EventSource,
     },
+    /// Attempts by rule and outcome, what report-only would have done,
+    /// step-up success per method, alarms, top failures (offline; its
+    /// first line says whether the chain of what it read is intact)
+    Report {
+        #[command(flatten)]
+        events: EventSource,
+        /// The same numbers as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where `audit verify` and `audit report` read events from.
+#[derive(clap::Args)]
+struct EventSource {
+    /// Where the host's audit key is
+    #[arg(long, default_value = "/var/lib/stepup")]
+    state_dir: PathBuf,
+    /// Read a `journalctl -o json` export instead of the journal
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Only events at or after this time ("2026-11-01", "2026-11-01 08:00", "-7d", "today", RFC 3339)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events at or before this time (same forms as --since)
+    #[arg(long)]
+    until: Option<String>,
+    /// Passed to journalctl --namespace
+    #[arg(long)]
+    namespace: Option<String>,
+}
+
+impl EventSource {
+    fn selection(&self) -> stepupd::audit::source::Selection<'_> {
+        stepupd::audit::source::Selection {
+            file: self.file.as_deref(),
+            since: self.since.as_deref(),
+            until: self.until.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -174,19 +205,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Check { config_dir } => check(&config_dir),
         Command::Audit {
-            action:
-                AuditAction::Verify {
-                    state_dir,
-                    file,
-                    since,
-                    namespace,
-                },
-        } => audit_verify(
-            &state_dir,
-            file.as_deref(),
-            since.as_deref(),
-            namespace.as_deref(),
-        ),
+            action: AuditAction::Verify { events },
+        } => audit_verify(&events),
+        Command::Audit {
+            action: AuditAction::Report { events, json },
+        } => audit_report(&events, json),
         Command::Doctor {
             config_dir,
             pam_dir,
@@ -437,36 +460,10 @@ async fn explain(
 }
 
 /// `stepupctl audit verify`.
-fn audit_verify(
-    state_dir: &std::path::Path,
-    file: Option<&std::path::Path>,
-    since: Option<&str>,
-    namespace: Option<&str>,
-) -> Result<()> {
-    let key = stepupd::audit::read_key(state_dir)?;
-    let text = match file {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
-        }
-        None => {
-            let mut journalctl = std::process::Command::new("journalctl");
-            journalctl.args(["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=stepupd"]);
-            if let Some(since) = since {
-                journalctl.arg(format!("--since={since}"));
-            }
-            if let Some(namespace) = namespace {
-                journalctl.arg(format!("--namespace={namespace}"));
-            }
-            let out = journalctl.output().context("running journalctl")?;
-            anyhow::ensure!(
-                out.status.success(),
-                "journalctl: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-    };
-    let report = stepupd::audit::verify(&key, text.lines().map(str::to_owned));
+fn audit_verify(events: &EventSource) -> Result<()> {
+    let key = stepupd::audit::read_key(&events.state_dir)?;
+    let lines = stepupd::audit::source::read(&events.selection(), false)?;
+    let report = stepupd::audit::verify(&key, lines.into_iter());
     for note in &report.notes {
         println!("note: {note}");
     }
@@ -485,6 +482,24 @@ fn audit_verify(
         report.events,
         report.first_seq.unwrap_or(0),
         report.last_seq.unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// `stepupctl audit report`: exit 0 with an intact chain, 1 otherwise (the
+/// report is printed either way).
+fn audit_report(events: &EventSource, json: bool) -> Result<()> {
+    let key = stepupd::audit::read_key(&events.state_dir)?;
+    let lines = stepupd::audit::source::read(&events.selection(), true)?;
+    let report = stepupd::audit::report(&key, &lines);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    anyhow::ensure!(
+        report.chain.intact,
+        "the audit chain of what was read is not intact"
     );
     Ok(())
 }
