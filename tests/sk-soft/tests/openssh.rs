@@ -176,7 +176,8 @@ impl Agent {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
+        // The socket file appears at bind(), before listen(): wait for a connection.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(Instant::now() < deadline, "ssh-agent did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
