@@ -428,6 +428,7 @@ fn check_the_report(w: &World, lines: &[String]) {
 
     let (code, text) = stepupctl_report(w, &[&namespace]);
     assert_eq!(code, 0, "{text}");
+    eprintln!("audit report:\n{text}");
     let first = text.lines().next().unwrap();
     assert!(first.starts_with("Audit chain: intact ("), "{text}");
     assert!(

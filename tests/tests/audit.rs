@@ -215,3 +215,49 @@ fn without_journald_events_go_to_syslog_as_key_value_lines() {
     );
     assert!(daemon.log().contains("event=decision user=alice"));
 }
+
+/// The journald catalog: one entry per MESSAGE_ID of the code (no more, no
+/// fewer), each with the three parts, and systemd's own parser takes it.
+/// (`journalctl -x` on a real event, with the catalog installed by the
+/// deb, is in the package test.)
+#[test]
+fn the_journald_catalog_explains_every_message_id() {
+    let catalog_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/journald/stepup.catalog");
+    let catalog = fs::read_to_string(&catalog_path).unwrap();
+    let entries: Vec<(&str, &str)> = catalog
+        .split("\n-- ")
+        .skip(1)
+        .map(|e| e.split_once('\n').unwrap())
+        .collect();
+    let ids: Vec<&str> = entries.iter().map(|(id, _)| id.trim()).collect();
+    for kind in stepup_common::events::CATALOGUE {
+        let count = ids.iter().filter(|id| **id == kind.message_id).count();
+        assert_eq!(count, 1, "{} ({}) has {count} catalog entries", kind.name, kind.message_id);
+    }
+    assert_eq!(ids.len(), stepup_common::events::CATALOGUE.len(), "stale entries: {ids:?}");
+    for (id, body) in &entries {
+        for part in ["Subject: ", "Defined-By: stepup", "Security:", "Action:"] {
+            assert!(body.contains(part), "entry {id} lacks {part:?}");
+        }
+    }
+    // systemd's parser: build a catalog database in a scratch root.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("usr/lib/systemd/catalog");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(&catalog_path, dir.join("stepup.catalog")).unwrap();
+    let journalctl = |args: &[&str]| {
+        let out = Command::new("journalctl")
+            .arg(format!("--root={}", root.path().display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    journalctl(&["--update-catalog"]);
+    let listed = journalctl(&["--list-catalog"]);
+    for id in &ids {
+        assert!(listed.contains(id), "journalctl does not list {id}:\n{listed}");
+    }
+}

@@ -260,7 +260,9 @@ message = "No sudo over the network."
     let local = drive(&pam, "uma", &["-t", "/dev/pts/89", "-u", "uma"], &[]);
     assert_eq!(local.code, PAM_SUCCESS, "{}", local.stdout);
     assert!(
-        daemon.log().contains("rhost=203.0.113.77 rule=remote-sudo"),
+        daemon.log().lines().any(|l| l.contains("event=decision ")
+            && l.contains(" rhost=203.0.113.77 ")
+            && l.contains(" rule=remote-sudo ")),
         "{}",
         daemon.log()
     );

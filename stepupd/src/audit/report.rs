@@ -186,7 +186,6 @@ impl Report {
 
 impl MethodStats {
     fn finish(&mut self) {
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
         if self.challenged > 0 {
             self.success_rate = self.succeeded as f64 / self.challenged as f64;
         }
@@ -217,12 +216,9 @@ impl Report {
         self.render_report_only(&mut out);
         self.render_methods(&mut out);
         self.render_alarms(&mut out);
-        render_top(
-            &mut out,
-            "Failed step-ups by source address",
-            &self.failed_by_source,
-        );
-        render_top(&mut out, "Failed step-ups by person", &self.failed_by_user);
+        let (sources, people) = (&self.failed_by_source, &self.failed_by_user);
+        render_top(&mut out, "Failed step-ups by source address", sources, "(local: no address)");
+        render_top(&mut out, "Failed step-ups by person", people, "(unknown)");
         out
     }
 
@@ -349,12 +345,13 @@ fn would_row(name: &str, w: &WouldHave) -> String {
     )
 }
 
-fn render_top(out: &mut String, title: &str, rows: &[(String, u64)]) {
+fn render_top(out: &mut String, title: &str, rows: &[(String, u64)], empty_name: &str) {
     out.push_str(&format!("\n{title}\n"));
     if rows.is_empty() {
         out.push_str("  (none)\n");
     }
     for (name, n) in rows {
-        out.push_str(&format!("  {:<40} {n:>6}\n", shown(name)));
+        let name = if name.is_empty() { empty_name } else { name };
+        out.push_str(&format!("  {name:<40} {n:>6}\n"));
     }
 }

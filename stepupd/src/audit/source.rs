@@ -18,7 +18,7 @@ pub enum SourceError {
     #[error("running journalctl: {0}")]
     Journalctl(String),
     #[error(
-        "{flag} {value:?}: expected a time such as \"2026-11-01\", \"2026-11-01 08:00\", an RFC 3339 timestamp, \"-7d\", \"-12h\", \"today\" or \"yesterday\""
+        "{flag} {value:?}: expected a time such as \"2026-11-01\", \"2026-11-01 08:00\", an RFC 3339 timestamp, \"-7d\", \"-7 days\", \"-12h\", \"today\" or \"yesterday\""
     )]
     BadTime { flag: &'static str, value: String },
 }
@@ -127,8 +127,11 @@ pub fn parse_time(flag: &'static str, value: &str) -> Result<Timestamp, SourceEr
         _ => {}
     }
     if let Some(ago) = text.strip_prefix('-') {
-        let span: stepup_config::Span = ago.trim().parse().map_err(|_| bad())?;
-        let span = SignedDuration::try_from(span.0).map_err(|_| bad())?;
+        // jiff's friendly format: "7d", "7 days", "1h30m", "12 hours".
+        let span: jiff::Span = ago.trim().parse().map_err(|_| bad())?;
+        let span: SignedDuration = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|_| bad())?;
         return now.timestamp().checked_sub(span).map_err(|_| bad());
     }
     if let Ok(at) = text.parse::<Timestamp>() {
@@ -158,6 +161,8 @@ mod tests {
         let diff = now.duration_since(week).as_secs();
         assert!((7 * 86_400 - 5..=7 * 86_400 + 5).contains(&diff), "{diff}");
         assert!(parse_time("--since", "-12h").is_ok());
+        let spelled = parse_time("--since", "-7 days").expect("spelled out");
+        assert!(spelled.duration_since(week).as_secs().abs() <= 5);
         assert!(parse_time("--since", "2026-11-01").is_ok());
         assert!(parse_time("--since", "2026-11-01 08:30").is_ok());
         assert_eq!(
