@@ -4,12 +4,20 @@
 #
 #   sandbox_start BIN_DIR POLICY_FILE TAG [EXTRA_MODULE_ARGS]
 #   → SANDBOX, BUS, SERVICE, PAMFILE, CTL (stepupctl command with --bus-address)
+#
+# With SANDBOX_JOURNAL=1, events go to a systemd-journald of the sandbox's
+# own (a journal namespace, JOURNAL_NS; none of the host's journal is read
+# or written), when systemd-journald is installed.
 
-SANDBOX= BUS= SERVICE= PAMFILE= CTL= _sandbox_bus_pid= _sandbox_daemon_pid=
+SANDBOX= BUS= SERVICE= PAMFILE= CTL= JOURNAL_NS= _sandbox_bus_pid= _sandbox_daemon_pid= _sandbox_journald_pid=
 
 sandbox_stop() {
   if [ -n "$_sandbox_daemon_pid" ]; then kill "$_sandbox_daemon_pid" 2>/dev/null; wait "$_sandbox_daemon_pid" 2>/dev/null; fi
   if [ -n "$_sandbox_bus_pid" ]; then kill "$_sandbox_bus_pid" 2>/dev/null; wait "$_sandbox_bus_pid" 2>/dev/null; fi
+  if [ -n "$_sandbox_journald_pid" ]; then
+    kill "$_sandbox_journald_pid" 2>/dev/null; wait "$_sandbox_journald_pid" 2>/dev/null
+    rm -rf "/run/systemd/journal.$JOURNAL_NS" /run/log/journal/*."$JOURNAL_NS" /var/log/journal/*."$JOURNAL_NS"
+  fi
   [ -n "$PAMFILE" ] && rm -f "$PAMFILE"
   [ -n "$SANDBOX" ] && rm -rf "$SANDBOX"
   return 0
@@ -52,6 +60,14 @@ sandbox_start() {
   mkdir -p "$SANDBOX/etc" "$SANDBOX/state"
   chmod 700 "$SANDBOX/state"
   install -m 0644 "$policy" "$SANDBOX/etc/stepup.toml"
+  if [ -n "${SANDBOX_JOURNAL:-}" ] && [ -x /lib/systemd/systemd-journald ]; then
+    JOURNAL_NS=stepup$tag$$
+    /lib/systemd/systemd-journald "$JOURNAL_NS" >/dev/null 2>&1 &
+    _sandbox_journald_pid=$!
+    for _ in $(seq 200); do [ -S "/run/systemd/journal.$JOURNAL_NS/socket" ] && break; sleep 0.05; done
+    printf '\n[audit]\njournal_socket = "/run/systemd/journal.%s/socket"\n' "$JOURNAL_NS" >> "$SANDBOX/etc/stepup.toml"
+    extra="$extra journal_socket=/run/systemd/journal.$JOURNAL_NS/socket"
+  fi
   private_bus "$SANDBOX" || { echo "dbus-daemon did not start" >&2; return 1; }
   _sandbox_bus_pid=$PRIVATE_BUS_PID
   CTL="$bin/stepupctl --bus-address $BUS"
