@@ -9,12 +9,6 @@
 // everything written here is safe Rust.
 #![deny(unsafe_code)]
 
-pub mod args;
-pub mod client;
-pub mod flow;
-pub mod journal;
-pub mod syslog;
-
 use std::collections::HashMap;
 use std::ffi::CStr;
 
@@ -27,10 +21,13 @@ use pam::module::{PamHandle, PamHooks};
 use stepup_common::context as keys;
 use zeroize::Zeroizing;
 
-use crate::args::{Args, FailMode};
-use crate::client::BusLink;
-use crate::flow::{ConversationFailed, Outcome, Prompter};
-use crate::syslog::Severity;
+use stepup_relay::Verdict;
+use stepup_relay::args::Args;
+use stepup_relay::flow::{ConversationFailed, Prompter};
+use stepup_relay::syslog::{self, Severity};
+
+/// How this relay names itself in syslog lines and journald events.
+const IDENT: &str = "pam_stepup";
 
 pub struct PamStepup;
 
@@ -56,14 +53,10 @@ impl PamHooks for PamStepup {
 
 struct Conversation<'a> {
     conv: Conv<'a>,
-    /// The daemon opened a session and showed something (a prompt, a touch
-    /// request, an error) for it: this attempt was asked for a step-up.
-    challenged: bool,
 }
 
 impl Conversation<'_> {
     fn ask(&mut self, style: i32, text: &str) -> Result<Zeroizing<String>, ConversationFailed> {
-        self.challenged = true;
         let reply = self
             .conv
             .send(style, text)
@@ -138,119 +131,27 @@ fn read_context(pamh: &mut PamHandle) -> Result<HashMap<String, String>, String>
 }
 
 fn authenticate(pamh: &mut PamHandle, args: &Args) -> PamResultCode {
-    for problem in &args.problems {
-        syslog::log(Severity::Warning, problem);
-    }
     let context = match read_context(pamh) {
         Ok(context) => context,
         Err(why) => {
-            syslog::log(Severity::Err, &format!("refusing: {why}"));
+            syslog::log(IDENT, Severity::Err, &format!("refusing: {why}"));
             return PamResultCode::PAM_AUTH_ERR;
         }
     };
     let Ok(Some(conv)) = pamh.get_item::<Conv>() else {
         syslog::log(
+            IDENT,
             Severity::Err,
             "refusing: the application offers no conversation",
         );
         return PamResultCode::PAM_CONV_ERR;
     };
-    let mut prompter = Conversation {
-        conv,
-        challenged: false,
-    };
-
-    // Everything bus-related happens inside this one call and is dropped
-    // before it returns, so no thread or socket outlives the PAM call.
-    let outcome = zbus::block_on(async {
-        let mut link = match BusLink::connect(&args.bus, args.timeout).await {
-            Ok(link) => link,
-            Err(e) => return flow::relay_failed(e),
-        };
-        flow::relay(&mut link, &mut prompter, &context).await
-    });
-
-    if args.debug {
-        syslog::log(
-            Severity::Debug,
-            &format!(
-                "service={} user={} outcome={outcome:?}",
-                context[keys::SERVICE],
-                context[keys::USER]
-            ),
-        );
+    let mut prompter = Conversation { conv };
+    match stepup_relay::run(IDENT, args, &context, &mut prompter) {
+        Verdict::Allow | Verdict::FailSafePass => PamResultCode::PAM_SUCCESS,
+        Verdict::Deny | Verdict::Refused => PamResultCode::PAM_AUTH_ERR,
+        Verdict::MaxTries => PamResultCode::PAM_MAXTRIES,
+        Verdict::ConversationFailed => PamResultCode::PAM_CONV_ERR,
+        Verdict::Unavailable => PamResultCode::PAM_AUTHINFO_UNAVAIL,
     }
-    match outcome {
-        Outcome::Allow => PamResultCode::PAM_SUCCESS,
-        Outcome::Deny => PamResultCode::PAM_AUTH_ERR,
-        Outcome::MaxTries => PamResultCode::PAM_MAXTRIES,
-        Outcome::ConversationFailed => PamResultCode::PAM_CONV_ERR,
-        Outcome::Refused(why) => {
-            syslog::log(
-                Severity::Err,
-                &format!("stepupd refused the attempt: {why}"),
-            );
-            PamResultCode::PAM_AUTH_ERR
-        }
-        Outcome::Unavailable(why) => unavailable(&why, args, &context, &mut prompter),
-    }
-}
-
-/// The daemon could not be asked, or stopped answering: `failmode` decides.
-/// Said to syslog and, as a structured event, to journald (the daemon
-/// cannot tell this attempt's story).
-fn unavailable(
-    why: &str,
-    args: &Args,
-    context: &HashMap<String, String>,
-    prompter: &mut Conversation<'_>,
-) -> PamResultCode {
-    let (user, service) = (&context[keys::USER], &context[keys::SERVICE]);
-    // failmode=safe covers a daemon that could not be asked. An attempt the
-    // daemon already challenged is known to need a step-up: losing the
-    // daemon now (killed, hung, restarted) must not turn that into a pass,
-    // or stopping the daemon mid-prompt would skip the factor.
-    let pass = args.failmode == FailMode::Safe && !prompter.challenged;
-    let failmode = match args.failmode {
-        FailMode::Secure => "secure",
-        FailMode::Safe => "safe",
-    };
-    let challenged = if prompter.challenged { "true" } else { "false" };
-    let (event, outcome) = if pass {
-        ("failsafe_pass", "failsafe_pass")
-    } else {
-        ("daemon_unreachable", "unavailable")
-    };
-    journal::send(
-        &args.journal_socket,
-        event,
-        context,
-        &[
-            ("outcome", outcome),
-            ("failmode", failmode),
-            ("challenged", challenged),
-            ("error", why),
-        ],
-    );
-    if pass {
-        syslog::log(
-            Severity::Alert,
-            &format!(
-                "FAIL-SAFE PASS: step-up unavailable, letting user {user} through service {service} without a second factor (failmode=safe): {why}"
-            ),
-        );
-        return PamResultCode::PAM_SUCCESS;
-    }
-    let line = if prompter.challenged && args.failmode == FailMode::Safe {
-        format!(
-            "step-up lost mid-challenge, failing closed although failmode=safe for user {user} service {service}: {why}"
-        )
-    } else {
-        format!(
-            "step-up unavailable, failing closed (failmode={failmode}) for user {user} service {service}: {why}"
-        )
-    };
-    syslog::log(Severity::Err, &line);
-    let _ = prompter.error("Step-up authentication is unavailable.");
-    PamResultCode::PAM_AUTHINFO_UNAVAIL
 }

@@ -7,7 +7,7 @@
 //!   documents no command the binary lacks.
 //! - stepupd.8: every option of the built `stepupd --help`, and no other.
 //! - pam_stepup.8: every module argument `Args::parse` in
-//!   pam_stepup/src/args.rs matches (read from its `match` arms, and checked
+//!   relay/src/args.rs matches (read from its `match` arms, and checked
 //!   against the argument list in that file's doc comment), with its values,
 //!   range and default.
 //! - stepup.toml.5: every section, key, nested key and enumerated value the
@@ -369,7 +369,7 @@ fn const_number(source: &str, after: &str) -> String {
 
 #[test]
 fn pam_stepup_page_documents_every_module_argument() {
-    let source = fs::read_to_string(repo("pam_stepup/src/args.rs")).unwrap();
+    let source = fs::read_to_string(repo("relay/src/args.rs")).unwrap();
     let arguments = module_arguments(&source);
     assert!(
         arguments.contains_key("failmode") && arguments.contains_key("debug"),

@@ -1,4 +1,5 @@
-//! Module arguments from the PAM line:
+//! A relay's arguments, the same for the PAM module (the PAM line) and the
+//! sudo plugin (its `Plugin` line in /etc/sudo.conf):
 //! `[failmode=secure|safe] [timeout=SECONDS] [bus=ADDRESS] [journal_socket=PATH] [debug]`.
 //!
 //! A value that does not parse keeps the safe default (secure, 10 s) and is

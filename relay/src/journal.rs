@@ -1,10 +1,10 @@
-//! What only the module can see (the daemon could not be asked) also goes
+//! What only a relay can see (the daemon could not be asked) also goes
 //! to journald as a structured event, with a fixed `MESSAGE_ID` from
 //! `stepup_common::events` and the attempt's fields, so an auditor finds a
 //! fail-safe pass or a fail-closed attempt with the same query as the
 //! daemon's events. journald's native protocol over a datagram socket; the
 //! send never blocks (a stuck journald must not hang sudo) and the socket is
-//! closed before returning. These events are not chained: the module holds
+//! closed before returning. These events are not chained: a relay holds
 //! no key.
 
 use std::collections::HashMap;
@@ -28,9 +28,24 @@ fn one_line(value: &str) -> String {
         .collect()
 }
 
+/// Longest value put in an event field, in bytes (a datagram is bounded).
+pub const MAX_FIELD_LEN: usize = 1024;
+
+fn capped(value: &str) -> String {
+    if value.len() <= MAX_FIELD_LEN {
+        return value.to_owned();
+    }
+    let mut end = MAX_FIELD_LEN;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
+
 /// The datagram of event `name` with the attempt's `context` and `extra`
 /// fields (lowercase keys become `STEPUP_*`). `None` for an unknown kind.
 pub fn datagram(
+    ident: &str,
     name: &str,
     context: &HashMap<String, String>,
     extra: &[(&str, &str)],
@@ -38,7 +53,13 @@ pub fn datagram(
     let kind = events::kind(name)?;
     let item = |key: &str| context.get(key).map_or("", String::as_str);
     let mut message = kind.summary.to_owned();
-    for key in keys::KEYS {
+    for key in [
+        keys::SERVICE,
+        keys::USER,
+        keys::RUSER,
+        keys::TTY,
+        keys::RHOST,
+    ] {
         message.push_str(&format!(" {key}={}", one_line(item(key))));
     }
     let mut fields: Vec<(String, String)> = vec![
@@ -46,19 +67,21 @@ pub fn datagram(
         ("MESSAGE_ID".into(), kind.message_id.into()),
         ("PRIORITY".into(), kind.priority.to_string()),
         ("SYSLOG_FACILITY".into(), FACILITY_AUTHPRIV.into()),
-        ("SYSLOG_IDENTIFIER".into(), "pam_stepup".into()),
+        ("SYSLOG_IDENTIFIER".into(), ident.into()),
         ("STEPUP_EVENT".into(), name.into()),
     ];
-    for key in keys::KEYS {
+    // Every context item the relay knows, each capped (a command line can
+    // be long; a datagram has a size limit).
+    let mut items: Vec<(&str, &str)> = context
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    items.sort_unstable();
+    items.extend_from_slice(extra);
+    for (key, value) in items {
         fields.push((
             format!("STEPUP_{}", key.to_ascii_uppercase()),
-            item(key).into(),
-        ));
-    }
-    for (key, value) in extra {
-        fields.push((
-            format!("STEPUP_{}", key.to_ascii_uppercase()),
-            (*value).into(),
+            capped(value),
         ));
     }
     let mut out = Vec::with_capacity(512);
@@ -74,11 +97,12 @@ pub fn datagram(
 /// Best effort, never blocking: with no journald there is the syslog line.
 pub fn send(
     socket_path: &str,
+    ident: &str,
     name: &str,
     context: &HashMap<String, String>,
     extra: &[(&str, &str)],
 ) {
-    let Some(datagram) = datagram(name, context, extra) else {
+    let Some(datagram) = datagram(ident, name, context, extra) else {
         return;
     };
     if let Ok(socket) = UnixDatagram::unbound()
@@ -103,7 +127,13 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let text = String::from_utf8(
-            datagram("failsafe_pass", &context, &[("error", "no socket")]).unwrap(),
+            datagram(
+                "pam_stepup",
+                "failsafe_pass",
+                &context,
+                &[("error", "no socket")],
+            )
+            .unwrap(),
         )
         .unwrap();
         let id = events::kind("failsafe_pass").unwrap().message_id;
@@ -116,6 +146,6 @@ mod tests {
             text.contains("\nSTEPUP_USER=mallory STEPUP_OUTCOME=allowed\n"),
             "{text}"
         );
-        assert!(datagram("no_such_event", &context, &[]).is_none());
+        assert!(datagram("pam_stepup", "no_such_event", &context, &[]).is_none());
     }
 }

@@ -1,6 +1,11 @@
-//! What only the module can see (daemon unreachable, fail-safe pass, protocol
-//! mismatch) goes to syslog, facility LOG_AUTHPRIV, through /dev/log.
-//! One datagram per message; the socket is closed before returning.
+//! What only a relay can see (daemon unreachable, fail-safe pass, protocol
+//! mismatch) goes to syslog, facility LOG_AUTHPRIV, through /dev/log, under
+//! the relay's own identifier (`pam_stepup`, `stepup_sudo`). One datagram
+//! per message; the socket is closed before returning.
+//!
+//! Written by hand, not with the `syslog` crate: a relay runs inside sudo
+//! and sshd, so the send must never block (a full /dev/log queue must not
+//! hang them; see the full-queue test) and must leave no socket open.
 
 use std::os::unix::net::UnixDatagram;
 
@@ -17,13 +22,13 @@ pub enum Severity {
 pub const DEV_LOG: &str = "/dev/log";
 
 /// Format one RFC 3164 message without a timestamp (syslogd adds it).
-pub fn format(severity: Severity, message: &str) -> String {
+pub fn format(ident: &str, severity: Severity, message: &str) -> String {
     let clean: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     format!(
-        "<{}>pam_stepup[{}]: {clean}",
+        "<{}>{ident}[{}]: {clean}",
         LOG_AUTHPRIV | severity as u8,
         std::process::id()
     )
@@ -32,11 +37,11 @@ pub fn format(severity: Severity, message: &str) -> String {
 /// Best effort: with no syslog daemon there is nobody to tell. The send
 /// never blocks: a stuck or slow syslog daemon (a full /dev/log queue) must
 /// not hang sudo or sshd, so the line is dropped instead.
-pub fn log(severity: Severity, message: &str) {
+pub fn log(ident: &str, severity: Severity, message: &str) {
     if let Ok(socket) = UnixDatagram::unbound()
         && socket.set_nonblocking(true).is_ok()
     {
-        let _ = socket.send_to(format(severity, message).as_bytes(), DEV_LOG);
+        let _ = socket.send_to(format(ident, severity, message).as_bytes(), DEV_LOG);
     }
 }
 
@@ -46,9 +51,9 @@ mod tests {
 
     #[test]
     fn authpriv_priority_and_no_control_characters() {
-        let line = format(Severity::Alert, "a\nb");
+        let line = format("pam_stepup", Severity::Alert, "a\nb");
         assert!(line.starts_with("<81>pam_stepup["), "{line}");
         assert!(line.ends_with("]: a b"), "{line}");
-        assert!(format(Severity::Err, "x").starts_with("<83>"));
+        assert!(format("stepup_sudo", Severity::Err, "x").starts_with("<83>stepup_sudo["));
     }
 }
