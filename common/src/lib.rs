@@ -29,18 +29,79 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// `su` that variable is chosen by the caller.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
-/// Keys of the `Begin` context dictionary (values as PAM reports them; a
-/// missing item is an empty string).
+/// Keys of the `Begin` context dictionary. The PAM module sends the PAM
+/// items (a missing item is an empty string) and `caller = pam_module`; the
+/// sudo approval plugin sends the same keys from sudo's own `user_info`,
+/// `caller = sudo_plugin`, and what sudo is about to run (`command` …
+/// `sudo_mode`), taken from sudo's `command_info` and settings, never from
+/// the environment.
 pub mod context {
     pub const SERVICE: &str = "service";
     pub const USER: &str = "user";
     pub const RUSER: &str = "ruser";
     pub const TTY: &str = "tty";
     pub const RHOST: &str = "rhost";
+    /// Which relay sent the attempt: [`CALLER_PAM`] or [`CALLER_SUDO`]
+    /// (absent: the PAM module).
+    pub const CALLER: &str = "caller";
+    /// The resolved command path, [`escape`]d.
+    pub const COMMAND: &str = "command";
+    /// The command's arguments after `argv[0]`, each [`escape`]d, joined
+    /// by single spaces (an argument's own spaces are escaped).
+    pub const ARGV: &str = "argv";
+    pub const RUNAS_USER: &str = "runas_user";
+    pub const RUNAS_GROUP: &str = "runas_group";
+    /// The directory the command runs in, [`escape`]d.
+    pub const CWD: &str = "cwd";
+    /// How sudo was asked: [`MODE_COMMAND`], [`MODE_SHELL`] (`-s`),
+    /// [`MODE_LOGIN_SHELL`] (`-i`) or [`MODE_EDIT`] (`sudoedit`).
+    pub const SUDO_MODE: &str = "sudo_mode";
     /// Every key a client may send; the daemon refuses others.
-    pub const KEYS: [&str; 5] = [SERVICE, USER, RUSER, TTY, RHOST];
-    /// Longest value the daemon accepts for any key, in bytes.
+    pub const KEYS: [&str; 12] = [
+        SERVICE, USER, RUSER, TTY, RHOST, CALLER, COMMAND, ARGV, RUNAS_USER, RUNAS_GROUP, CWD,
+        SUDO_MODE,
+    ];
+
+    pub const CALLER_PAM: &str = "pam_module";
+    pub const CALLER_SUDO: &str = "sudo_plugin";
+    pub const MODE_COMMAND: &str = "command";
+    pub const MODE_SHELL: &str = "shell";
+    pub const MODE_LOGIN_SHELL: &str = "login_shell";
+    pub const MODE_EDIT: &str = "edit";
+
+    /// Longest value the daemon accepts for a key, in bytes.
     pub const MAX_VALUE_LEN: usize = 1024;
+    /// … for `command` and `cwd` (a path, escaped).
+    pub const MAX_PATH_LEN: usize = 16 * 1024;
+    /// … for `argv` (escaped). A longer command line is refused, never cut:
+    /// a policy cannot judge what it does not see.
+    pub const MAX_ARGV_LEN: usize = 256 * 1024;
+
+    /// The longest value accepted for `key`.
+    pub fn max_len(key: &str) -> usize {
+        match key {
+            COMMAND | CWD => MAX_PATH_LEN,
+            ARGV => MAX_ARGV_LEN,
+            _ => MAX_VALUE_LEN,
+        }
+    }
+
+    /// Bytes as they travel and as policy globs and the audit trail see
+    /// them: printable ASCII other than `\` and space as is, `\` as `\\`,
+    /// every other byte (space, control characters, non-ASCII, invalid
+    /// UTF-8) as `\xNN`. Reversible, one line, no terminal escapes, and an
+    /// argument's own spaces cannot pass for an argument boundary.
+    pub fn escape(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len());
+        for &b in bytes {
+            match b {
+                b'\\' => out.push_str("\\\\"),
+                0x21..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        out
+    }
 }
 
 /// D-Bus error names the daemon replies with.
@@ -235,6 +296,20 @@ mod tests {
             Err(UnknownStepKind("ALLOW".into()))
         );
         assert!("".parse::<StepKind>().is_err());
+    }
+
+    #[test]
+    fn escaping_keeps_commands_on_one_line_and_arguments_apart() {
+        use context::escape;
+        assert_eq!(escape(b"/usr/bin/id"), "/usr/bin/id");
+        assert_eq!(escape(b"a b"), "a\\x20b");
+        assert_eq!(escape(b"x\ny"), "x\\x0ay");
+        assert_eq!(escape(b"back\\slash"), "back\\\\slash");
+        assert_eq!(escape(b"\xff\xfe"), "\\xff\\xfe");
+        assert_eq!(escape("é".as_bytes()), "\\xc3\\xa9");
+        assert_eq!(escape(b"rule=x verdict=allow"), "rule=x\\x20verdict=allow");
+        // Reversible: a backslash followed by x is not an escape of its own.
+        assert_ne!(escape(b"\\x41"), escape(b"A"));
     }
 
     #[test]

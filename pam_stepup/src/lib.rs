@@ -127,6 +127,7 @@ fn read_context(pamh: &mut PamHandle) -> Result<HashMap<String, String>, String>
             keys::RHOST.to_owned(),
             item_text(rhost.map(|s| s.0), "PAM_RHOST")?,
         ),
+        (keys::CALLER.to_owned(), keys::CALLER_PAM.to_owned()),
     ]))
 }
 
