@@ -58,7 +58,17 @@ pub mod context {
     pub const SUDO_MODE: &str = "sudo_mode";
     /// Every key a client may send; the daemon refuses others.
     pub const KEYS: [&str; 12] = [
-        SERVICE, USER, RUSER, TTY, RHOST, CALLER, COMMAND, ARGV, RUNAS_USER, RUNAS_GROUP, CWD,
+        SERVICE,
+        USER,
+        RUSER,
+        TTY,
+        RHOST,
+        CALLER,
+        COMMAND,
+        ARGV,
+        RUNAS_USER,
+        RUNAS_GROUP,
+        CWD,
         SUDO_MODE,
     ];
 

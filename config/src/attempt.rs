@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::Scope;
 
-/// The attempt's PAM items as the module reported them (a missing item is
-/// the empty string).
+/// The attempt as its relay reported it: the PAM items (a missing item is
+/// the empty string; the sudo plugin sends sudo's own user and tty), and
+/// for the sudo plugin what sudo is about to run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttemptContext {
     pub service: String,
@@ -18,6 +19,52 @@ pub struct AttemptContext {
     pub ruser: String,
     pub tty: String,
     pub rhost: String,
+    /// What sudo is about to run: only when the sudo plugin asks. A
+    /// PAM-time attempt (sudo's authentication, su, sshd) has none, and
+    /// command conditions never hold for it.
+    pub command: Option<SudoCommand>,
+}
+
+/// How sudo was asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SudoMode {
+    #[default]
+    Command,
+    /// `sudo -s`.
+    Shell,
+    /// `sudo -i`.
+    LoginShell,
+    /// `sudoedit` / `sudo -e`.
+    Edit,
+}
+
+impl SudoMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Shell => "shell",
+            Self::LoginShell => "login_shell",
+            Self::Edit => "edit",
+        }
+    }
+}
+
+/// The command sudo is about to run, from sudo's `command_info` (escaped
+/// as on the wire: printable ASCII as is, every other byte as `\xNN`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SudoCommand {
+    /// The resolved absolute path.
+    pub path: String,
+    /// The path, then each argument after `argv[0]`, separated by one space:
+    /// what `command` globs match.
+    pub line: String,
+    pub runas_user: String,
+    pub runas_group: String,
+    pub cwd: String,
+    pub mode: SudoMode,
+    /// A shell was asked for: `-s`, `-i`, or a command listed in
+    /// /etc/shells (the daemon looks it up).
+    pub shell: bool,
 }
 
 impl AttemptContext {

@@ -10,20 +10,27 @@
 //!   walks it (see that module for the model and its simplifications).
 //! * [`sudoers`]: the `Defaults` that make sudo skip PAM (`timestamp_timeout`,
 //!   `!authenticate`) and `NOPASSWD` rules.
+//! * [`sudo_conf`]: whether `/etc/sudo.conf` loads the stepup approval
+//!   plugin (which checks every command, timestamp or not), and whether
+//!   this sudo has the approval API at all.
 //!
 //! A [`Finding`] is an [`Severity::Error`] when step-up is bypassed or skipped,
-//! and a [`Severity::Warning`] when the configuration is likely a mistake.
+//! a [`Severity::Warning`] when the configuration is likely a mistake, and a
+//! [`Severity::Note`] when it is worth knowing but not wrong.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub mod pam;
+pub mod sudo_conf;
 pub mod sudoers;
 
 pub use pam::{check_pam_service, check_pam_text};
+pub use sudo_conf::{SudoConf, check_sudo_conf, parse_sudo_version, read_sudo_conf};
 pub use sudoers::{
-    SudoFacts, SudoLocations, check_sudo, check_sudo_timestamp, parse_sudoers_text, read_sudoers,
+    SudoFacts, SudoLocations, check_sudo, check_sudo_timestamp, check_sudo_with,
+    parse_sudoers_text, read_sudoers,
 };
 
 /// How bad a [`Finding`] is.
@@ -32,6 +39,8 @@ pub use sudoers::{
 /// gives the worst one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// Worth knowing; nothing is wrong.
+    Note,
     /// Likely a mistake, but step-up still runs where it should.
     Warning,
     /// Step-up is bypassed or skipped on some path.
@@ -41,6 +50,7 @@ pub enum Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         })
@@ -68,6 +78,14 @@ impl Finding {
     pub fn warning(location: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Warning,
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn note(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Note,
             location: location.into(),
             message: message.into(),
         }

@@ -552,6 +552,30 @@ fn minutes(m: f64) -> String {
 /// expires) is an error even with a grace. Plus a warning for each
 /// per-user/host/runas/command `Defaults` with a non-zero timeout.
 pub fn check_sudo_timestamp(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> {
+    timestamp_findings(facts, sudo_rule_has_grace, false)
+}
+
+/// [`check_sudo_timestamp`]; with the stepup approval plugin loaded, a
+/// timestamp that skips PAM is a note: sudo still asks the plugin about
+/// every command, and the plugin's check applies every rule.
+fn timestamp_findings(facts: &SudoFacts, sudo_rule_has_grace: bool, plugin: bool) -> Vec<Finding> {
+    let mut out = timestamp_errors(facts, sudo_rule_has_grace);
+    if plugin {
+        for f in &mut out {
+            *f = Finding::note(
+                f.location.clone(),
+                format!(
+                    "{} — but the stepup approval plugin is loaded: sudo asks it about every command while the timestamp is valid, so every rule is still applied at the command check",
+                    f.message.split("; add").next().unwrap_or(&f.message)
+                ),
+            );
+        }
+    }
+    out.extend(per_user_timestamps(facts));
+    out
+}
+
+fn timestamp_errors(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let fix =
         "add `Defaults timestamp_timeout=0` in a sudoers drop-in (e.g. /etc/sudoers.d/stepup)";
@@ -587,6 +611,11 @@ pub fn check_sudo_timestamp(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec
             ),
         ));
     }
+    out
+}
+
+fn per_user_timestamps(facts: &SudoFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
     for ((who, v), at) in facts
         .per_user_timestamp
         .iter()
@@ -618,6 +647,16 @@ pub fn check_sudo_timestamp(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec
 /// findings of [`check_sudo_timestamp`], `!authenticate` (global: error;
 /// scoped: warning) and `NOPASSWD` rules (warning).
 pub fn check_sudo(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> {
+    check_sudo_with(facts, sudo_rule_has_grace, false)
+}
+
+/// [`check_sudo`], knowing whether `/etc/sudo.conf` loads the stepup
+/// approval plugin (see [`crate::sudo_conf`]).
+pub fn check_sudo_with(
+    facts: &SudoFacts,
+    sudo_rule_has_grace: bool,
+    approval_plugin: bool,
+) -> Vec<Finding> {
     let mut out = facts.problems.clone();
     if facts.authenticate == Some(false) {
         out.push(Finding::error(
@@ -644,7 +683,11 @@ pub fn check_sudo(facts: &SudoFacts, sudo_rule_has_grace: bool) -> Vec<Finding> 
             ));
         }
     }
-    out.extend(check_sudo_timestamp(facts, sudo_rule_has_grace));
+    out.extend(timestamp_findings(
+        facts,
+        sudo_rule_has_grace,
+        approval_plugin,
+    ));
     for (at, rule) in &facts.nopasswd {
         out.push(Finding::warning(
             at.clone(),
@@ -674,6 +717,20 @@ mod tests {
 
     fn parse(text: &str) -> SudoFacts {
         parse_sudoers_text("/etc/sudoers", text, &no_include)
+    }
+
+    #[test]
+    fn with_the_approval_plugin_a_skipping_timestamp_is_a_note() {
+        let facts = parse("Defaults timestamp_timeout=15\n");
+        let without = check_sudo_with(&facts, false, false);
+        assert!(without.iter().any(Finding::is_error), "{without:?}");
+        let with = check_sudo_with(&facts, false, true);
+        assert!(!with.iter().any(Finding::is_error), "{with:?}");
+        assert!(
+            with.iter()
+                .any(|f| f.severity == crate::Severity::Note
+                    && f.message.contains("approval plugin"))
+        );
     }
 
     #[test]

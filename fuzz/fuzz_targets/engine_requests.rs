@@ -221,7 +221,7 @@ impl Harness<'_> {
         let config = self.engine.config();
         let subject = subject_of(&config, &ctx).to_owned();
         let dry = self.engine.explain(ctx.clone(), None).expect("explain");
-        let mut step = self.engine.begin(OWNERS[owner], ctx).expect("begin");
+        let mut step = self.engine.begin(OWNERS[owner], None, ctx).expect("begin");
         if step.kind == StepKind::Info {
             // The reason for the step-up comes first: the one explain gives,
             // then (empty answer) the prompt.
@@ -229,7 +229,7 @@ impl Harness<'_> {
             assert_eq!(Some(&step.text), dry.reason.as_ref(), "reason differs from explain's");
             let next = self
                 .engine
-                .respond(OWNERS[owner], &step.session, Zeroizing::new(String::new()))
+                .respond(OWNERS[owner], None, &step.session, Zeroizing::new(String::new()))
                 .expect("the prompt after the reason");
             assert_eq!(next.session, step.session);
             step = next;
@@ -308,7 +308,7 @@ impl Harness<'_> {
             }
             return;
         }
-        let result = self.engine.respond(OWNERS[owner], &id, Zeroizing::new(text.clone()));
+        let result = self.engine.respond(OWNERS[owner], None, &id, Zeroizing::new(text.clone()));
         let after = unix_now();
         if !reachable {
             assert!(

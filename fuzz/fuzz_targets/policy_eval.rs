@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
+use stepup_config::attempt::{SudoCommand, SudoMode};
 use stepup_config::{Config, Scope};
 use stepupd::context::AttemptContext;
 use stepupd::policy::{self, Attempt, Lookups, Origin};
@@ -128,6 +129,8 @@ struct Input {
     ruser: String,
     tty: String,
     rhost: String,
+    /// What the sudo plugin would send: (path, args, runas user, mode).
+    command: Option<(String, String, String, u8)>,
     origin_rhost: String,
     remote: bool,
     session_started: Option<i64>,
@@ -145,6 +148,16 @@ fuzz_target!(|input: Input| {
         ruser: input.ruser,
         tty: input.tty,
         rhost: input.rhost,
+        command: input.command.map(|(path, args, runas_user, mode)| SudoCommand {
+            line: if args.is_empty() { path.clone() } else { format!("{path} {args}") },
+            path,
+            runas_user,
+            runas_group: String::new(),
+            cwd: "/".into(),
+            mode: [SudoMode::Command, SudoMode::Shell, SudoMode::LoginShell, SudoMode::Edit]
+                [usize::from(mode % 4)],
+            shell: mode % 2 == 1,
+        }),
     };
     let origin = Origin {
         rhost: input.origin_rhost,

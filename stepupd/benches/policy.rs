@@ -149,6 +149,7 @@ fn bench_policy(c: &mut Criterion) {
         ruser: String::new(),
         tty: "/dev/pts/3".into(),
         rhost: RHOST.into(),
+        command: None,
     };
     let now: Timestamp = NOW.parse().expect("timestamp");
     let now_secs = u64::try_from(now.as_second()).expect("after 1970");

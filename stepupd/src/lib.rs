@@ -15,6 +15,7 @@ pub mod import;
 pub mod policy;
 pub mod service;
 pub mod sessions;
+pub mod shells;
 pub mod store;
 pub mod utmp;
 pub mod who;

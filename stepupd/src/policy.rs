@@ -127,16 +127,38 @@ pub fn reason(
         let eval = condition.evaluate(attempt, &facts, lookups, Want::Phrase)?;
         phrases.extend(eval.text.filter(|_| eval.holds));
     }
-    let service = &attempt.context.service;
+    let lead = lead(attempt);
     Ok(Some(if phrases.is_empty() {
-        format!("{service} needs a second factor (rule {:?}).", rule.name)
+        format!("{lead} needs a second factor (rule {:?}).", rule.name)
     } else {
         format!(
-            "{service} needs a second factor: {} (rule {:?}).",
+            "{lead} needs a second factor: {} (rule {:?}).",
             phrases.join("; "),
             rule.name
         )
     }))
+}
+
+/// The longest command a prompt shows, in characters.
+const COMMAND_SHOWN: usize = 60;
+
+/// Who asks: the service, or for the sudo plugin the command and as whom
+/// (`sudo: "systemctl restart nginx" as root`), shortened: the program's
+/// name instead of its path, and at most [`COMMAND_SHOWN`] characters.
+fn lead(attempt: &Attempt<'_>) -> String {
+    let service = &attempt.context.service;
+    let Some(command) = &attempt.context.command else {
+        return service.clone();
+    };
+    let name = command.path.rsplit('/').next().unwrap_or(&command.path);
+    let args = command.line.strip_prefix(&command.path).unwrap_or_default();
+    let shown = format!("{name}{args}");
+    let shown = match shown.char_indices().nth(COMMAND_SHOWN) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown,
+    };
+    // Escaped on the wire: one line, no control characters.
+    format!("{service}: \"{shown}\" as {}", command.runas_user)
 }
 
 #[cfg(test)]

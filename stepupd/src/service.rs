@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::attempt::{Engine, validate_user_name};
 use crate::audit;
-use crate::caller::{require_root, sender_name};
+use crate::caller::{process_of, require_root, sender_name};
 use crate::context::{AttemptContext, FromWire};
 
 pub struct Daemon1 {
@@ -65,8 +65,13 @@ impl Daemon1 {
         // Evaluation reads the store (history, lockout): off the task that
         // serves the bus, so one slow decision never holds up other callers.
         let owner = sender_name(&header)?;
+        // Only the sudo plugin's attempts are linked to their process.
+        let process = match context.command {
+            Some(_) => process_of(&self.dbus, &header).await,
+            None => None,
+        };
         let step = self
-            .blocking(move |engine| engine.begin(&owner, context))
+            .blocking(move |engine| engine.begin(&owner, process, context))
             .await?;
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
@@ -89,8 +94,10 @@ impl Daemon1 {
                 answer.len()
             )));
         }
+        // A step-up proved here may answer this process's sudo approval check.
+        let process = process_of(&self.dbus, &header).await;
         let step = self
-            .blocking(move |engine| engine.respond(&owner, &session, answer))
+            .blocking(move |engine| engine.respond(&owner, process, &session, answer))
             .await?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }

@@ -8,6 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use stepup_config::attempt::AttemptContext;
 
+use stepup_common::context::{CALLER_PAM, CALLER_SUDO};
+
 use crate::audit;
 use crate::store::HistoryEntry;
 
@@ -26,7 +28,16 @@ pub struct Who {
     pub tty: String,
     /// The effective source: PAM_RHOST or the tty's login session.
     pub rhost: String,
+    /// `pam_module` or `sudo_plugin`.
+    pub caller: &'static str,
+    /// What sudo is about to run (the sudo plugin's attempts only):
+    /// (command line, capped; run-as user; run-as group).
+    pub command: Option<(String, String, String)>,
 }
+
+/// Longest command line an event carries; longer ones end in `…` (the
+/// whole line is what policy saw; the event shows its start).
+pub const MAX_COMMAND_SHOWN: usize = 1024;
 
 impl Default for Who {
     fn default() -> Self {
@@ -39,8 +50,22 @@ impl Default for Who {
             service: String::new(),
             tty: String::new(),
             rhost: String::new(),
+            caller: CALLER_PAM,
+            command: None,
         }
     }
+}
+
+/// `line` cut at [`MAX_COMMAND_SHOWN`] bytes (it is escaped ASCII).
+fn capped(line: &str) -> String {
+    if line.len() <= MAX_COMMAND_SHOWN {
+        return line.to_owned();
+    }
+    let mut end = MAX_COMMAND_SHOWN;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
 }
 
 /// A fresh attempt id: 16 random bytes, hex.
@@ -62,25 +87,41 @@ impl Who {
             service: context.service.clone(),
             tty: context.tty.clone(),
             rhost: rhost.to_owned(),
+            caller: if context.command.is_some() {
+                CALLER_SUDO
+            } else {
+                CALLER_PAM
+            },
+            command: context
+                .command
+                .as_ref()
+                .map(|c| (capped(&c.line), c.runas_user.clone(), c.runas_group.clone())),
         }
     }
 
     /// The fields every event of this attempt carries.
-    pub fn fields(&self) -> [(&'static str, &str); 7] {
-        [
-            ("user", &self.user),
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        let mut fields = vec![
+            ("user", self.user.as_str()),
             ("ruser", &self.ruser),
             ("subject", &self.subject),
             ("service", &self.service),
             ("tty", &self.tty),
             ("rhost", &self.rhost),
             ("attempt", &self.attempt),
-        ]
+            ("caller", self.caller),
+        ];
+        if let Some((line, runas_user, runas_group)) = &self.command {
+            fields.push(("command", line));
+            fields.push(("runas_user", runas_user));
+            fields.push(("runas_group", runas_group));
+        }
+        fields
     }
 
     /// An audit event about this attempt: its fields, then `extra`.
     pub fn event(&self, name: &str, extra: &[(&str, &str)]) {
-        let mut fields: Vec<(&str, &str)> = self.fields().to_vec();
+        let mut fields = self.fields();
         fields.extend_from_slice(extra);
         audit::event(name, &fields);
     }

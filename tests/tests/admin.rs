@@ -298,6 +298,8 @@ fn doctor_finds_sudo_timestamp_and_skippable_stacks() {
     )
     .unwrap();
     let config = config_dir(POLICY);
+    let sudo_conf = etc.path().join("sudo.conf");
+    fs::write(&sudo_conf, "Plugin sudoers_policy sudoers.so\n").unwrap();
     let doctor = |services: &[&str]| {
         let mut c = Command::new(artifact("stepupctl"));
         c.arg("doctor")
@@ -306,7 +308,9 @@ fn doctor_finds_sudo_timestamp_and_skippable_stacks() {
             .arg("--pam-dir")
             .arg(pam.path())
             .arg("--sudoers")
-            .arg(&sudoers);
+            .arg(&sudoers)
+            .arg("--sudo-conf")
+            .arg(&sudo_conf);
         for s in services {
             c.args(["--service", s]);
         }
@@ -330,6 +334,21 @@ fn doctor_finds_sudo_timestamp_and_skippable_stacks() {
         "{}",
         stdout(&out)
     );
+    // With the stepup approval plugin, sudo asks about every command: the
+    // timestamp no longer skips step-up, it is a note.
+    fs::write(
+        &sudo_conf,
+        "Plugin sudoers_policy sudoers.so\nPlugin stepup_approval stepup_sudo.so failmode=secure\n",
+    )
+    .unwrap();
+    let out = doctor(&[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("note: ") && stdout(&out).contains("approval plugin is loaded"),
+        "{}",
+        stdout(&out)
+    );
+    fs::write(&sudo_conf, "Plugin sudoers_policy sudoers.so\n").unwrap();
     fs::write(&sudoers, "Defaults timestamp_timeout=0\n").unwrap();
 
     // A password alone is enough before pam_stepup: bypass.

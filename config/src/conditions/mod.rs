@@ -27,14 +27,17 @@ use crate::Zone;
 use crate::attempt::{Attempt, Lookups};
 use crate::hostpattern::ParsedRhost;
 
+pub mod command;
 pub mod group;
 pub mod new_rhost;
 pub mod recent_failures;
 pub mod remote;
 pub mod rhost;
+pub mod runas;
 pub mod ruser;
 pub mod service;
 pub mod session_age;
+pub mod shell;
 pub mod stepped_up_within;
 pub mod time;
 pub mod tty;
@@ -263,6 +266,10 @@ registry! {
     user::User,
     ruser::Ruser,
     tty::Tty,
+    command::Command,
+    runas::RunasUser,
+    runas::RunasGroup,
+    shell::Shell,
     remote::Remote,
     rhost::Rhost,
     time::Time,

@@ -129,6 +129,7 @@ fn each_condition_has_a_short_phrase_for_people() {
         ruser: "alice".into(),
         tty: "/dev/pts/3".into(),
         rhost: String::new(),
+        command: None,
     };
     let origin = Origin {
         rhost: "203.0.113.5".into(),
@@ -195,4 +196,66 @@ fn each_condition_has_a_short_phrase_for_people() {
         assert!(eval.holds, "{key} = {value} should hold");
         assert_eq!(eval.text.as_deref(), phrase, "{key}");
     }
+}
+
+/// Command conditions hold only for the sudo plugin's attempts, and match
+/// the escaped line as a whole.
+#[test]
+fn command_conditions_need_a_command_and_match_the_escaped_line() {
+    use crate::attempt::{SudoCommand, SudoMode};
+    let mut ctx = AttemptContext {
+        service: "sudo".into(),
+        user: "alice".into(),
+        ..AttemptContext::default()
+    };
+    let origin = Origin::default();
+    let eval = |ctx: &AttemptContext, key: &str, value: &str| {
+        let text = format!("[[rule]]\nname = \"r\"\naction = \"allow\"\n{key} = {value}\n");
+        let config = Config::from_str_named(Path::new("stepup.toml"), &text).unwrap();
+        let attempt = Attempt {
+            context: ctx,
+            subject: "alice",
+            origin: &origin,
+            now: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let condition = config.rules[0].when.iter().next().unwrap();
+        condition
+            .evaluate(
+                &attempt,
+                &Facts::new(&attempt),
+                &mut NoLookups,
+                Want::Detail,
+            )
+            .unwrap()
+    };
+    for (key, value) in [
+        ("command", r#"["*"]"#),
+        ("not_command", r#"["/usr/bin/id"]"#),
+        ("runas_user", r#"["root"]"#),
+        ("not_runas_user", r#"["nobody"]"#),
+        ("runas_group", r#"["root"]"#),
+        ("shell", "false"),
+        ("shell", "true"),
+    ] {
+        let e = eval(&ctx, key, value);
+        assert!(!e.holds, "{key} held with no command");
+        assert!(e.text.unwrap().starts_with("no command known"), "{key}");
+    }
+    ctx.command = Some(SudoCommand {
+        path: "/usr/bin/systemctl".into(),
+        line: "/usr/bin/systemctl restart nginx\\x0arule=x".into(),
+        runas_user: "root".into(),
+        runas_group: "adm".into(),
+        cwd: "/".into(),
+        mode: SudoMode::Command,
+        shell: false,
+    });
+    assert!(eval(&ctx, "command", r#"["/usr/bin/systemctl restart *"]"#).holds);
+    assert!(!eval(&ctx, "command", r#"["/usr/bin/systemctl restart nginx"]"#).holds);
+    assert!(eval(&ctx, "not_command", r#"["/usr/bin/id"]"#).holds);
+    assert!(eval(&ctx, "runas_user", r#"["root"]"#).holds);
+    assert!(!eval(&ctx, "not_runas_user", r#"["root"]"#).holds);
+    assert!(eval(&ctx, "runas_group", r#"["adm"]"#).holds);
+    assert!(eval(&ctx, "shell", "false").holds);
+    assert!(!eval(&ctx, "shell", "true").holds);
 }

@@ -6,7 +6,17 @@ use super::ending::Ending;
 use super::*;
 
 impl Engine {
-    pub fn begin(&self, owner: &str, ctx: AttemptContext) -> Result<Step, DaemonError> {
+    /// `process` is the calling process (for the sudo plugin: its PAM
+    /// step-up answers the plugin's check; see `sudo_link`).
+    pub fn begin(
+        &self,
+        owner: &str,
+        process: Option<ProcessId>,
+        mut ctx: AttemptContext,
+    ) -> Result<Step, DaemonError> {
+        if let Some(command) = ctx.command.as_mut() {
+            command.shell |= crate::shells::listed(&command.path);
+        }
         let config = self.config();
         let origin = self.origin_of(&config, &ctx);
         let subject = subject_of(&config, &ctx).to_owned();
@@ -24,7 +34,13 @@ impl Engine {
                 return Err(e);
             }
         };
-        let grace = grace.is_some() && rule.action == Action::StepUp;
+        let grace_scope = match grace {
+            _ if rule.action != Action::StepUp => None,
+            Some(_) => Some(rule.grace_scope.as_str()),
+            None if self.stepped_up_in_this_sudo(process, &attempt) => Some("same_sudo"),
+            None => None,
+        };
+        let grace = grace_scope.is_some();
         audit_decision(&who, rule, grace);
         let ending = Ending {
             rule: &rule.name,
@@ -32,7 +48,7 @@ impl Engine {
             grace,
             ..Ending::default()
         };
-        let step = self.act(&config, owner, &attempt, &who, rule, &ending);
+        let step = self.act(&config, owner, &attempt, &who, rule, (&ending, grace_scope));
         if step.is_err() {
             // Nothing final was sent and no session is left open: the
             // attempt's story ends here.
@@ -50,7 +66,7 @@ impl Engine {
         attempt: &Attempt<'_>,
         who: &Who,
         rule: &Rule,
-        ending: &Ending<'_>,
+        (ending, grace_scope): (&Ending<'_>, Option<&str>),
     ) -> Result<Step, DaemonError> {
         if rule.report_only {
             return self.report_only(config, rule, attempt, who, ending);
@@ -64,8 +80,7 @@ impl Engine {
                 self.challenge(config, owner, rule, attempt, who.clone(), ending)
             }
             Action::Allow | Action::StepUp => {
-                if ending.grace {
-                    let scope = rule.grace_scope.as_str();
+                if let Some(scope) = grace_scope {
                     who.event("grace_used", &[("rule", &rule.name), ("scope", scope)]);
                 }
                 self.let_in(who)?;

@@ -9,9 +9,12 @@ impl Engine {
     /// offered. Changes nothing.
     pub fn explain(
         &self,
-        ctx: AttemptContext,
+        mut ctx: AttemptContext,
         at: Option<Timestamp>,
     ) -> Result<Explanation, DaemonError> {
+        if let Some(command) = ctx.command.as_mut() {
+            command.shell |= crate::shells::listed(&command.path);
+        }
         let config = self.config();
         let origin = self.origin_of(&config, &ctx);
         let subject = subject_of(&config, &ctx).to_owned();
@@ -56,6 +59,13 @@ impl Engine {
             user: ctx.user.clone(),
             ruser: ctx.ruser.clone(),
             tty: ctx.tty.clone(),
+            command: ctx.command.as_ref().map(|c| ExplainedCommand {
+                line: c.line.clone(),
+                runas_user: c.runas_user.clone(),
+                runas_group: c.runas_group.clone(),
+                mode: c.mode.as_str(),
+                shell: c.shell,
+            }),
             subject: subject.clone(),
             origin: origin.clone(),
             rules,
@@ -85,6 +95,16 @@ pub struct EnrolledFactor {
     pub offered: bool,
 }
 
+/// The command of a sudo plugin attempt, as `explain` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedCommand {
+    pub line: String,
+    pub runas_user: String,
+    pub runas_group: String,
+    pub mode: &'static str,
+    pub shell: bool,
+}
+
 /// What `stepupctl explain` shows (serialized as JSON over the bus).
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -93,6 +113,8 @@ pub struct Explanation {
     pub user: String,
     pub ruser: String,
     pub tty: String,
+    /// What the sudo plugin reported sudo would run (none at PAM time).
+    pub command: Option<ExplainedCommand>,
     pub subject: String,
     pub origin: Origin,
     pub rules: Vec<RuleTrace>,

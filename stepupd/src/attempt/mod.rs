@@ -16,6 +16,7 @@ use stepup_config::{Action, Config, Method, Rule, Scope, SubjectItem};
 use zeroize::Zeroizing;
 
 use crate::audit;
+use crate::caller::ProcessId;
 use crate::context::AttemptContext;
 use crate::factors::fido2::touch::{TouchWait, authenticator_for};
 use crate::factors::recovery;
@@ -34,6 +35,7 @@ mod keys;
 mod lockout;
 mod lookups;
 mod respond;
+mod sudo_link;
 
 pub use ending::Outcome;
 pub use explain::{EnrolledFactor, Explanation};
@@ -77,6 +79,9 @@ pub struct Engine {
     config: RwLock<(Arc<Config>, Timestamp)>,
     store: Mutex<Store>,
     sessions: Mutex<SessionTable>,
+    /// Step-ups proved in a sudo process's PAM step, for that process's
+    /// approval check (see `sudo_link`).
+    sudo_steps: Mutex<sudo_link::SudoSteps>,
     pub config_dir: PathBuf,
     pub started: Instant,
 }
@@ -104,6 +109,7 @@ impl Engine {
             config: RwLock::new((Arc::new(config), Timestamp::now())),
             store: Mutex::new(store),
             sessions: Mutex::new(SessionTable::default()),
+            sudo_steps: Mutex::new(sudo_link::SudoSteps::default()),
             config_dir,
             started: Instant::now(),
         }

@@ -17,13 +17,24 @@ fn no_such(e: crate::sessions::SessionError) -> DaemonError {
 }
 
 impl Engine {
+    /// `process` is the calling process: a step-up it proves also answers
+    /// its sudo's approval check (see `sudo_link`).
     pub fn respond(
         &self,
         owner: &str,
+        process: Option<ProcessId>,
         id: &str,
         answer: Zeroizing<String>,
     ) -> Result<Step, DaemonError> {
+        let subject = lock(&self.sessions)
+            .peek(id, owner)
+            .map(|s| s.who.subject.clone());
         let step = self.respond_to(owner, id, answer);
+        if let (Ok(step), Ok(subject)) = (&step, &subject)
+            && step.kind == StepKind::Allow
+        {
+            self.remember_step_up(process, subject);
+        }
         if let Err(e) = &step
             && !matches!(e, DaemonError::NoSuchSession(_))
         {

@@ -54,24 +54,7 @@ enum Command {
         source: ImportSource,
     },
     /// Show how the running daemon's policy would decide an attempt (changes nothing)
-    Explain {
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
-        service: String,
-        #[arg(long, default_value = "")]
-        tty: String,
-        #[arg(long, default_value = "")]
-        rhost: String,
-        #[arg(long, default_value = "")]
-        ruser: String,
-        /// When: RFC 3339 (2026-11-23T03:00:00Z) or local "2026-11-23 03:00"
-        #[arg(long)]
-        at: Option<String>,
-        /// Print the explanation as JSON
-        #[arg(long)]
-        json: bool,
-    },
+    Explain(ExplainArgs),
     /// Validate the configuration offline (no daemon needed)
     Check {
         #[arg(long, default_value = "/etc/stepup")]
@@ -91,10 +74,47 @@ enum Command {
         pam_dir: PathBuf,
         #[arg(long, default_value = "/etc/sudoers")]
         sudoers: PathBuf,
+        /// sudo's front-end configuration (does it load the stepup approval plugin?)
+        #[arg(long, default_value = "/etc/sudo.conf")]
+        sudo_conf: PathBuf,
         /// PAM services to check (default: sudo, su, sshd — those present)
         #[arg(long = "service")]
         services: Vec<String>,
     },
+}
+
+/// `stepupctl explain`: the attempt to explain.
+#[derive(clap::Args)]
+struct ExplainArgs {
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    service: String,
+    #[arg(long, default_value = "")]
+    tty: String,
+    #[arg(long, default_value = "")]
+    rhost: String,
+    #[arg(long, default_value = "")]
+    ruser: String,
+    /// When: RFC 3339 (2026-11-23T03:00:00Z) or local "2026-11-23 03:00"
+    #[arg(long)]
+    at: Option<String>,
+    /// As the sudo plugin asks: the command line sudo would run, absolute
+    /// path first, arguments separated by spaces
+    #[arg(long)]
+    command: Option<String>,
+    /// With --command: whom it runs as (default root)
+    #[arg(long, requires = "command")]
+    runas_user: Option<String>,
+    /// With --command: the run-as group
+    #[arg(long, requires = "command")]
+    runas_group: Option<String>,
+    /// With --command: how sudo was asked (command, shell, login_shell, edit)
+    #[arg(long, requires = "command")]
+    sudo_mode: Option<String>,
+    /// Print the explanation as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -214,8 +234,9 @@ fn run(cli: Cli) -> Result<()> {
             config_dir,
             pam_dir,
             sudoers,
+            sudo_conf,
             services,
-        } => doctor(&config_dir, &pam_dir, &sudoers, &services),
+        } => doctor(&config_dir, &pam_dir, (&sudoers, &sudo_conf), &services),
         Command::Enroll { factor } => online(bus, async |daemon| enroll(daemon, factor).await),
         Command::List { user } => online(bus, async |daemon| list(daemon, &user).await),
         Command::Remove { user, id } => {
@@ -228,38 +249,50 @@ fn run(cli: Cli) -> Result<()> {
             online(bus, async |daemon| recovery_codes(daemon, &user).await)
         }
         Command::Import { source } => online(bus, async |daemon| import(daemon, source).await),
-        Command::Explain {
-            user,
-            service,
-            tty,
-            rhost,
-            ruser,
-            at,
-            json,
-        } => {
-            let context = explain_context(user, service, tty, rhost, ruser, at);
+        Command::Explain(args) => {
+            let json = args.json;
+            let context = explain_context(args);
             online(bus, async |daemon| explain(daemon, context, json).await)
         }
     }
 }
 
-/// The context `Explain` takes: the attempt's PAM items and when.
-fn explain_context(
-    user: String,
-    service: String,
-    tty: String,
-    rhost: String,
-    ruser: String,
-    at: Option<String>,
-) -> std::collections::HashMap<String, String> {
-    std::collections::HashMap::from([
-        ("user".to_owned(), user),
-        ("service".to_owned(), service),
-        ("tty".to_owned(), tty),
-        ("rhost".to_owned(), rhost),
-        ("ruser".to_owned(), ruser),
-        ("at".to_owned(), at.unwrap_or_default()),
-    ])
+/// The context `Explain` takes: the attempt's items and when, and for
+/// `--command` what the sudo plugin would send (each argument escaped as
+/// on the wire).
+fn explain_context(args: ExplainArgs) -> std::collections::HashMap<String, String> {
+    use stepup_common::context::{self as keys, escape};
+    let mut context = std::collections::HashMap::from([
+        (keys::USER.to_owned(), args.user),
+        (keys::SERVICE.to_owned(), args.service),
+        (keys::TTY.to_owned(), args.tty),
+        (keys::RHOST.to_owned(), args.rhost),
+        (keys::RUSER.to_owned(), args.ruser),
+        ("at".to_owned(), args.at.unwrap_or_default()),
+    ]);
+    if let Some(line) = args.command {
+        let mut words = line.split_whitespace();
+        let path = words.next().unwrap_or_default();
+        let argv: Vec<String> = words.map(|w| escape(w.as_bytes())).collect();
+        context.extend([
+            (keys::CALLER.to_owned(), keys::CALLER_SUDO.to_owned()),
+            (keys::COMMAND.to_owned(), escape(path.as_bytes())),
+            (keys::ARGV.to_owned(), argv.join(" ")),
+            (
+                keys::RUNAS_USER.to_owned(),
+                args.runas_user.unwrap_or_else(|| "root".into()),
+            ),
+            (
+                keys::RUNAS_GROUP.to_owned(),
+                args.runas_group.unwrap_or_default(),
+            ),
+            (
+                keys::SUDO_MODE.to_owned(),
+                args.sudo_mode.unwrap_or_else(|| keys::MODE_COMMAND.into()),
+            ),
+        ]);
+    }
+    context
 }
 
 /// Connects to the daemon on `bus_address` and runs `command` with it.
@@ -508,13 +541,24 @@ fn audit_report(events: &EventSource, json: bool) -> Result<()> {
 fn doctor(
     config_dir: &std::path::Path,
     pam_dir: &std::path::Path,
-    sudoers: &std::path::Path,
+    (sudoers, sudo_conf): (&std::path::Path, &std::path::Path),
     services: &[String],
 ) -> Result<()> {
     let mut findings = Vec::new();
-    let sudo_rules_have_grace = sudo_rules_have_grace(config_dir, &mut findings);
+    let config = match Config::load_dir(config_dir) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            findings.push(stepup_doctor::Finding::error(
+                config_dir.display().to_string(),
+                format!("configuration does not load: {e}"),
+            ));
+            None
+        }
+    };
+    let plugin = check_sudo_front_end(sudo_conf, config.as_ref(), &mut findings);
+    let grace = config.as_ref().is_some_and(sudo_rules_have_grace);
     match stepup_doctor::read_sudoers(sudoers) {
-        Ok(facts) => findings.extend(stepup_doctor::check_sudo(&facts, sudo_rules_have_grace)),
+        Ok(facts) => findings.extend(stepup_doctor::check_sudo_with(&facts, grace, plugin)),
         Err(e) if sudoers.exists() => findings.push(stepup_doctor::Finding::error(
             sudoers.display().to_string(),
             e.to_string(),
@@ -532,48 +576,82 @@ fn doctor(
             findings.iter().filter(|f| f.is_error()).count()
         );
     }
+    let warned = findings
+        .iter()
+        .any(|f| f.severity == stepup_doctor::Severity::Warning);
     println!(
         "ok: nothing found that bypasses pam_stepup{}",
-        if findings.is_empty() {
-            ""
-        } else {
-            " (see the warnings)"
-        }
+        if warned { " (see the warnings)" } else { "" }
     );
     Ok(())
 }
 
-/// Does every step-up rule that can decide a sudo attempt carry its own
-/// grace? A configuration that does not load is a finding (and a no).
-fn sudo_rules_have_grace(
-    config_dir: &std::path::Path,
+/// sudo.conf and the sudo version: is the approval plugin loaded (returned),
+/// and can it be?
+fn check_sudo_front_end(
+    sudo_conf: &std::path::Path,
+    config: Option<&Config>,
     findings: &mut Vec<stepup_doctor::Finding>,
 ) -> bool {
-    use stepup_config::Action;
-    use stepup_config::conditions::service::Service;
-    match Config::load_dir(config_dir) {
-        Ok(config) => {
-            let relevant: Vec<_> = config
-                .rules
-                .iter()
-                .chain(std::iter::once(&config.fallback))
-                .filter(|r| {
-                    r.action == Action::StepUp
-                        && r.when
-                            .find::<Service>("service")
-                            .is_none_or(|s| s.admits("sudo"))
-                })
-                .collect();
-            !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())
+    let version = std::process::Command::new("sudo")
+        .arg("-V")
+        .output()
+        .ok()
+        .and_then(|out| stepup_doctor::parse_sudo_version(&String::from_utf8_lossy(&out.stdout)));
+    let command_rules = config.is_some_and(|c| {
+        c.rules.iter().any(|r| {
+            r.when.iter().any(|cond| {
+                [
+                    "command",
+                    "not_command",
+                    "runas_user",
+                    "not_runas_user",
+                    "runas_group",
+                    "not_runas_group",
+                    "shell",
+                ]
+                .contains(&cond.key())
+            })
+        })
+    });
+    match stepup_doctor::read_sudo_conf(sudo_conf) {
+        Ok(conf) => {
+            let path = sudo_conf.display().to_string();
+            findings.extend(stepup_doctor::check_sudo_conf(
+                &conf,
+                &path,
+                version,
+                command_rules,
+            ));
+            conf.approval.is_some()
         }
         Err(e) => {
-            findings.push(stepup_doctor::Finding::error(
-                config_dir.display().to_string(),
-                format!("configuration does not load: {e}"),
+            findings.push(stepup_doctor::Finding::warning(
+                sudo_conf.display().to_string(),
+                e.to_string(),
             ));
             false
         }
     }
+}
+
+/// Does every step-up rule that can decide a sudo attempt carry its own
+/// grace?
+fn sudo_rules_have_grace(config: &Config) -> bool {
+    use stepup_config::Action;
+    use stepup_config::conditions::service::Service;
+    let relevant: Vec<_> = config
+        .rules
+        .iter()
+        .chain(std::iter::once(&config.fallback))
+        .filter(|r| {
+            r.action == Action::StepUp
+                && r.when
+                    .find::<Service>("service")
+                    .is_none_or(|s| s.admits("sudo"))
+        })
+        .collect();
+    !relevant.is_empty() && relevant.iter().all(|r| !r.grace.0.is_zero())
 }
 
 /// The PAM stacks of `services`; without any, those of sudo, su and sshd
@@ -630,6 +708,25 @@ fn render_attempt(out: &mut String, e: &serde_json::Value) {
         s(&e["tty"]),
         s(&e["at"])
     );
+    let command = &e["command"];
+    if command.is_object() {
+        let _ = writeln!(
+            out,
+            "Command (sudo plugin): {} as {}{} (mode {}{})",
+            s(&command["line"]),
+            s(&command["runas_user"]),
+            match s(&command["runas_group"]).as_str() {
+                "" => String::new(),
+                group => format!(":{group}"),
+            },
+            s(&command["mode"]),
+            if command["shell"].as_bool().unwrap_or(false) {
+                ", a shell"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(out, "Whose factor: {}", s(&e["subject"]));
     let origin = &e["origin"];
     let _ = writeln!(

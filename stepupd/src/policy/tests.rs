@@ -60,6 +60,7 @@ fn ctx(service: &str, user: &str, tty: &str, rhost: &str) -> AttemptContext {
         ruser: String::new(),
         tty: tty.into(),
         rhost: rhost.into(),
+        command: None,
     }
 }
 
@@ -2025,4 +2026,66 @@ fn property_rhost_in_and_not_in_never_both_hold() {
         }
     }
     assert!(inside > 4_000 && outside > 2_000, "{inside} / {outside}");
+}
+
+// ---------------------------------------------------------------------------
+// The line shown before a prompt
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_reason_names_the_command_as_whom_and_what_held() {
+    use stepup_config::attempt::{SudoCommand, SudoMode};
+    let config = config(&format!(
+        "{HEAD}\n[[rule]]\nname = \"restarts\"\ncommand = [\"/usr/bin/systemctl restart *\"]\nrecent_failures = {{ at_least = 1, within = \"1h\" }}\naction = \"step_up\"\n"
+    ));
+    let mut c = sudo();
+    c.command = Some(SudoCommand {
+        path: "/usr/bin/systemctl".into(),
+        line: format!("/usr/bin/systemctl restart {}", "x".repeat(80)),
+        runas_user: "root".into(),
+        mode: SudoMode::Command,
+        ..SudoCommand::default()
+    });
+    let o = local();
+    let mut fake = Fake::new();
+    fake.failures = vec![now_secs() - 60];
+    let a = attempt(&c, &o, now());
+    let rule = decide(&config, &a, &mut fake).expect("decide");
+    assert_eq!(rule.name, "restarts");
+    let shown = reason(&config, rule, &a, &mut fake)
+        .expect("reason")
+        .expect("a line");
+    assert!(
+        shown.starts_with("sudo: \"systemctl restart xxx")
+            && shown.contains("…\" as root needs a second factor: 1 failed step-up in the last 1h (rule \"restarts\")."),
+        "{shown}"
+    );
+    // The admin's own words win; show_reason = false hides only the sentence.
+    let own = config_with_reason(Some("Ask ops first."), true);
+    let rule = &own.rules[0];
+    assert_eq!(
+        reason(&own, rule, &a, &mut fake).unwrap().as_deref(),
+        Some("Ask ops first.")
+    );
+    let hidden = config_with_reason(Some("Ask ops first."), false);
+    assert_eq!(
+        reason(&hidden, &hidden.rules[0], &a, &mut fake)
+            .unwrap()
+            .as_deref(),
+        Some("Ask ops first.")
+    );
+    let silent = config_with_reason(None, false);
+    assert_eq!(
+        reason(&silent, &silent.rules[0], &a, &mut fake).unwrap(),
+        None
+    );
+}
+
+fn config_with_reason(reason: Option<&str>, show: bool) -> Config {
+    let reason = reason
+        .map(|r| format!("reason = {r:?}\n"))
+        .unwrap_or_default();
+    config(&format!(
+        "[defaults]\nshow_reason = {show}\n[[rule]]\nname = \"r\"\naction = \"step_up\"\n{reason}"
+    ))
 }
