@@ -9,7 +9,7 @@ enum Turn {
     /// The step is known without checking an answer.
     Step(Step),
     /// Check this answer (the attempt's identity and methods on offer).
-    Check(Who, Vec<Method>, Zeroizing<String>),
+    Check(Box<Who>, Vec<Method>, Zeroizing<String>),
 }
 
 fn no_such(e: crate::sessions::SessionError) -> DaemonError {
@@ -92,7 +92,7 @@ impl Engine {
         }
         let step = match session.stage {
             Stage::AwaitingCode => {
-                let (who, methods) = (session.who.clone(), session.methods.clone());
+                let (who, methods) = (Box::new(session.who.clone()), session.methods.clone());
                 return Ok(Turn::Check(who, methods, answer));
             }
             Stage::ShowedReason => {
