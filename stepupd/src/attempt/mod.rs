@@ -16,7 +16,7 @@ use stepup_config::{Action, Config, Method, Rule, Scope, SubjectItem};
 use zeroize::Zeroizing;
 
 use crate::audit;
-use crate::caller::ProcessId;
+use crate::caller::{Caller, ProcessId};
 use crate::context::AttemptContext;
 use crate::factors::fido2::touch::{TouchWait, authenticator_for};
 use crate::factors::recovery;
@@ -28,6 +28,7 @@ use crate::utmp;
 pub use crate::who::Who;
 
 mod admin;
+mod agent;
 mod begin;
 mod ending;
 mod explain;
@@ -168,13 +169,21 @@ impl Engine {
     }
 
     /// Remember that `who` was let in from their source (for `new_rhost`).
+    /// Remember what an allowed attempt makes known: its source address
+    /// (for `new_rhost`) and its login key (for `new_login_key`).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
-        if who.rhost.is_empty() {
-            return Ok(());
+        let mut store = lock(&self.store);
+        if !who.rhost.is_empty() {
+            store
+                .mark_source_seen(&who.subject, &who.rhost, unix_now())
+                .map_err(failed)?;
         }
-        lock(&self.store)
-            .mark_source_seen(&who.subject, &who.rhost, unix_now())
-            .map_err(failed)
+        if let Some(fingerprint) = &who.login_key {
+            store
+                .mark_login_key_seen(&who.subject, fingerprint, unix_now())
+                .map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// Where the attempt came from: PAM_RHOST, else the tty's login session in utmp.
@@ -214,16 +223,16 @@ impl Engine {
         }
     }
 
-    /// The rule's methods, in its order, that `subject` has enrolled.
     /// The rule's methods, in its order, that `subject` can use here: a
     /// security key only in a local session with a key connected. Also a
     /// note for the person when a key was passed over.
+    /// `agent`: the client can hand over an ssh-agent (protocol 2).
     fn offered_methods(
         &self,
         config: &Config,
         rule: &Rule,
         subject: &str,
-        remote: bool,
+        (remote, agent): (bool, bool),
     ) -> Result<(Vec<Method>, Option<&'static str>), DaemonError> {
         let store = lock(&self.store);
         let mut offered = Vec::new();
@@ -245,6 +254,10 @@ impl Engine {
                         note = Some("No security key found; using another method.");
                         false
                     }
+                }
+                // The person's key is on the computer they connected from.
+                Method::SshAgentKey => {
+                    remote && agent && !store.ssh_keys(subject).map_err(failed)?.is_empty()
                 }
             };
             if usable {
