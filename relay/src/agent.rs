@@ -23,9 +23,27 @@ pub struct CallerAgent;
 
 impl AgentSource for CallerAgent {
     fn connect(&mut self) -> Option<OwnedFd> {
-        let path = std::env::var_os("SSH_AUTH_SOCK")?;
+        let path = auth_sock()?;
         connect_as_caller(Path::new(&path)).ok().map(OwnedFd::from)
     }
+}
+
+/// `SSH_AUTH_SOCK` as the program was started with it. sudo clears its own
+/// environment before PAM runs, so the value is read from the environment
+/// block the process was exec'ed with (`/proc/self/environ`) when `getenv`
+/// has none. Either way it is the caller's word: the connect and the
+/// daemon's peer check are what make it safe to use.
+fn auth_sock() -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    if let Some(path) = std::env::var_os("SSH_AUTH_SOCK") {
+        return Some(path);
+    }
+    let initial = std::fs::read("/proc/self/environ").ok()?;
+    initial
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(b"SSH_AUTH_SOCK="))
+        .filter(|value| !value.is_empty())
+        .map(|value| std::ffi::OsString::from_vec(value.to_vec()))
 }
 
 /// Connect to `path` with the real uid/gid as the filesystem identity, then
