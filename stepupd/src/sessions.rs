@@ -137,6 +137,15 @@ impl SessionTable {
         Ok(id)
     }
 
+    /// Is another attempt of `subject` waiting for their key through an
+    /// ssh-agent? (One at a time: a second request must not take the touch
+    /// meant for the first.)
+    pub fn agent_busy(&self, subject: &str) -> bool {
+        self.sessions
+            .values()
+            .any(|s| s.stage == Stage::AgentSigning && s.who.subject == subject)
+    }
+
     /// How many sessions `owner` has open.
     pub fn owned_by(&self, owner: &str) -> usize {
         self.sessions.values().filter(|s| s.owner == owner).count()

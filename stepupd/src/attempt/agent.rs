@@ -75,6 +75,15 @@ impl Engine {
         let Some(uid) = uid else {
             return self.no_agent(owner, id, "the person is unknown to NSS");
         };
+        if lock(&self.sessions).agent_busy(&who.subject) {
+            // Only one request for the person's touch at a time: an
+            // attacker's attempt must not take the touch meant for theirs.
+            return self.no_agent(
+                owner,
+                id,
+                "another attempt is waiting for this person's key",
+            );
+        }
         let keys = lock(&self.store).ssh_keys(&who.subject).map_err(failed)?;
         let timeout = config.fido2.touch_timeout.0;
         match AgentWait::start(socket, (&who.subject, uid), keys, require_uv, timeout) {
