@@ -166,9 +166,12 @@ pub fn build(sudo: &Sudo, names: &impl Names) -> Result<HashMap<String, String>,
         .map(|a| escape(a))
         .collect::<Vec<_>>()
         .join(" ");
+    // `cwd` for the command sudo starts (set by `-i` and `-D`), `runcwd`
+    // for a sub-command checked in intercept mode, else the user's own.
     let cwd = sudo
         .command_info
         .get("cwd")
+        .or_else(|| sudo.command_info.get("runcwd"))
         .or_else(|| sudo.user_info.get("cwd"))
         .map(escape)
         .unwrap_or_default();
@@ -298,6 +301,10 @@ mod tests {
         let c = context(&["run_shell=true"], &["command=/bin/sh"], &[b"/bin/sh"]).unwrap();
         assert_eq!(c["sudo_mode"], "shell");
         assert_eq!(c["argv"], "");
+        assert_eq!(c["cwd"], "/home/alice", "the user's own");
+        // A sub-command sudo checks in intercept mode carries `runcwd`.
+        let c = context(&[], &["command=/usr/bin/id", "runcwd=/srv/x y"], &[b"id"]).unwrap();
+        assert_eq!(c["cwd"], "/srv/x\\x20y");
     }
 
     #[test]
