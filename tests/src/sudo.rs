@@ -43,7 +43,8 @@ impl SudoWithPlugin {
         Self::with_conf(SUDOERS_PLUGINS)
     }
 
-    fn with_conf(text: &str) -> Self {
+    /// A sudo.conf of exactly `text`.
+    pub fn with_conf(text: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("stepup-sudoconf-")
             .tempdir()

@@ -789,7 +789,7 @@ action = "step_up"
     assert!(!transcript.contains("Verification code"), "{transcript}");
     assert!(ran_as(&transcript, 0), "{transcript}");
 
-    let shell = ["sudo", "-s", "/usr/bin/id -u"];
+    let shell = ["sudo", "-s", "/usr/bin/id", "-u"];
     let wrong = wrong_codes(&secret);
     let (transcript, status) = as_user(&user, &shell, &[&wrong[0]]);
     assert_ne!(status, 0, "a shell with a wrong code: {transcript}");

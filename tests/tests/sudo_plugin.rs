@@ -235,6 +235,40 @@ fn sudo_dash_v_shows_the_plugin_version() {
     );
 }
 
+#[test]
+fn a_bare_plugin_name_is_found_in_sudos_plugin_dir() {
+    // What the packages rely on (`Plugin stepup_approval stepup_sudo.so`),
+    // with sudo's plugin directory moved to one of our own so that nothing
+    // is installed: sudoers.so linked in, the built plugin copied in under
+    // its installed name.
+    let away = Away::new();
+    let dir = tempfile::Builder::new()
+        .prefix("stepup-plugindir-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/libexec/sudo/sudoers.so",
+        dir.path().join("sudoers.so"),
+    )
+    .unwrap();
+    fs::copy(plugin_path(), dir.path().join("stepup_sudo.so")).unwrap();
+    let sudo = SudoWithPlugin::with_conf(&format!(
+        "Path plugin_dir {}/\n{}Plugin stepup_approval stepup_sudo.so bus={} timeout=2\n",
+        dir.path().display(),
+        stepup_tests::sudo::SUDOERS_PLUGINS,
+        away.bus.address
+    ));
+    let (transcript, status, _) = away.mark(&sudo, "bare");
+    // Loaded and asked: nobody serves the bus, so it fails closed.
+    assert_eq!(status, 1, "{transcript}");
+    assert!(
+        transcript.contains("Step-up authentication is unavailable."),
+        "{transcript}"
+    );
+    assert_eq!(away.scripts.marker("bare"), None);
+}
+
 // ---------------------------------------------------------------- per-command policy
 
 #[test]
