@@ -370,6 +370,40 @@ mod tests {
         assert_eq!(unsafe { CStr::from_ptr(errstr) }, INTERNAL_ERROR);
     }
 
+    /// The entry points as sudo calls them, without sudo (no conversation,
+    /// no printf: nothing to show). One test: they share the plugin's state.
+    #[test]
+    fn entry_points_refuse_an_old_sudo_and_what_they_cannot_describe() {
+        let mut errstr: *const c_char = ptr::null();
+        let message = |errstr: *const c_char| {
+            // SAFETY: the entry points set static C strings.
+            unsafe { CStr::from_ptr(errstr) }
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let none = ptr::null();
+        // SAFETY: NULL vectors and conversation are allowed; errstr is writable.
+        let opened = |version, errstr: &mut *const c_char| unsafe {
+            open(version, None, None, none, none, 0, none, none, none, errstr)
+        };
+        assert_eq!(opened(api_version(1, 14), &mut errstr), -1);
+        assert!(message(errstr).contains("too old"), "{}", message(errstr));
+
+        // SAFETY: as above.
+        let checked = |errstr: &mut *const c_char| unsafe { check(none, none, none, errstr) };
+        close();
+        assert_eq!(checked(&mut errstr), 0);
+        assert_eq!(message(errstr), "stepup: check called before open");
+
+        assert_eq!(opened(SUDO_API_VERSION, &mut errstr), 1);
+        // sudo gave no user and no command: refused, nothing asked.
+        assert_eq!(checked(&mut errstr), 0);
+        assert_eq!(message(errstr), "stepup: cannot describe the command");
+        assert_eq!(show_version(1), 1);
+        close();
+    }
+
     #[test]
     fn replies_are_copied_wiped_and_freed() {
         // SAFETY: strdup gives a malloc'ed copy that take_reply frees.
