@@ -237,17 +237,13 @@ unsafe fn set_errstr(errstr: ErrStr, message: &'static CStr) {
 
 const INTERNAL_ERROR: &CStr = c"stepup: internal error in stepup_sudo";
 
-/// Run `f`, turning a panic into -1 (and an errstr) instead of unwinding
-/// into sudo.
-///
-/// # Safety
-/// As for [`set_errstr`].
-unsafe fn guarded(errstr: ErrStr, f: impl FnOnce() -> c_int) -> c_int {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        // SAFETY: forwarded from our caller's contract.
-        unsafe { set_errstr(errstr, INTERNAL_ERROR) };
-        -1
-    })
+/// What an entry point returns to sudo, and the message for `errstr`.
+type Answer = (c_int, Option<&'static CStr>);
+
+/// Run `f`, turning a panic into -1 (the API's "general error") and an
+/// errstr instead of unwinding into sudo.
+fn guarded(f: impl FnOnce() -> Answer) -> Answer {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or((-1, Some(INTERNAL_ERROR)))
 }
 
 /// # Safety
@@ -265,32 +261,32 @@ unsafe extern "C" fn open(
     plugin_options: Vector,
     errstr: ErrStr,
 ) -> c_int {
-    // SAFETY: sudo passes a valid (or NULL) errstr and NULL-terminated
-    // vectors that live for this call; they are copied before use. The
-    // submit_argv/submit_envp (the user's own words and environment) are
-    // never read.
-    unsafe {
-        guarded(errstr, || {
-            let host = Host {
-                conversation,
-                printf,
-            };
-            let opened = crate::open(
-                version,
-                host,
+    // submit_argv and submit_envp (the user's own words and environment)
+    // are never read.
+    let (status, message) = guarded(|| {
+        // SAFETY: sudo passes NULL-terminated vectors (or NULL) that live
+        // for this call; they are copied here.
+        let (settings, user_info, options) = unsafe {
+            (
                 strings(settings),
                 strings(user_info),
                 strings(plugin_options),
-            );
-            match opened {
-                Ok(()) => 1,
-                Err(message) => {
-                    set_errstr(errstr, message);
-                    -1
-                }
-            }
-        })
+            )
+        };
+        let host = Host {
+            conversation,
+            printf,
+        };
+        match crate::open(version, host, settings, user_info, options) {
+            Ok(()) => (1, None),
+            Err(message) => (-1, Some(message)),
+        }
+    });
+    if let Some(message) = message {
+        // SAFETY: sudo's errstr is NULL or writable.
+        unsafe { set_errstr(errstr, message) };
     }
+    status
 }
 
 extern "C" fn close() {
@@ -305,29 +301,28 @@ unsafe extern "C" fn check(
     _run_envp: Vector,
     errstr: ErrStr,
 ) -> c_int {
-    // SAFETY: as for `open`. run_envp (chosen in part by the invoking user)
-    // is never read.
-    unsafe {
-        guarded(errstr, || {
-            match crate::check(strings(command_info), strings(run_argv)) {
-                Ok(()) => 1,
-                Err(message) => {
-                    set_errstr(errstr, message);
-                    0
-                }
-            }
-        })
+    // run_envp (chosen in part by the invoking user) is never read.
+    let (status, message) = guarded(|| {
+        // SAFETY: as for `open`'s vectors.
+        let (command_info, run_argv) = unsafe { (strings(command_info), strings(run_argv)) };
+        match crate::check(command_info, run_argv) {
+            Ok(()) => (1, None),
+            Err(message) => (0, Some(message)),
+        }
+    });
+    if let Some(message) = message {
+        // SAFETY: sudo's errstr is NULL or writable.
+        unsafe { set_errstr(errstr, message) };
     }
+    status
 }
 
 extern "C" fn show_version(verbose: c_int) -> c_int {
-    // SAFETY: a NULL errstr is never written.
-    unsafe {
-        guarded(ptr::null_mut(), || {
-            crate::show_version(verbose != 0);
-            1
-        })
-    }
+    guarded(|| {
+        crate::show_version(verbose != 0);
+        (1, None)
+    })
+    .0
 }
 
 #[cfg(test)]
@@ -362,12 +357,8 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_minus_one_and_an_errstr() {
-        let mut errstr: *const c_char = ptr::null();
-        // SAFETY: a writable errstr.
-        let rc = unsafe { guarded(&mut errstr, || panic!("boom")) };
-        assert_eq!(rc, -1);
-        // SAFETY: set to a static C string.
-        assert_eq!(unsafe { CStr::from_ptr(errstr) }, INTERNAL_ERROR);
+        assert_eq!(guarded(|| panic!("boom")), (-1, Some(INTERNAL_ERROR)));
+        assert_eq!(guarded(|| (1, None)), (1, None));
     }
 
     /// The entry points as sudo calls them, without sudo (no conversation,

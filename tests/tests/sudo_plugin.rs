@@ -42,10 +42,8 @@ impl Scripts {
         let m = markers.display();
         let mark =
             format!("#!/bin/sh\n# Proof that the command ran, and as whom.\nid -un > \"{m}/$1\"\n");
-        // sudo's monitor holds a pipe of its own for a moment after the
-        // command starts: the parent is named once that has settled.
         let hold = format!(
-            "#!/bin/sh\n# Say who our parent is, then wait to be released (30 s at most).\nsleep 0.5\necho $PPID > \"{m}/$1.held\"\ni=0\nwhile [ ! -e \"{m}/$1.release\" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
+            "#!/bin/sh\n# Say who our parent is, then wait to be released (30 s at most).\necho $PPID > \"{m}/$1.held\"\ni=0\nwhile [ ! -e \"{m}/$1.release\" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
         );
         let editor = "#!/bin/sh\n# sudoedit's editor: runs as the user, on temporary copies.\nfor f in \"$@\"; do [ \"$f\" = \"--\" ] || echo edited-by-stepup-test >> \"$f\"; done\n";
         for (name, text) in [
@@ -783,6 +781,21 @@ fn comm(pid: i32) -> String {
         .to_owned()
 }
 
+/// What `look` sees once two looks 100 ms apart agree (sudo opens and
+/// closes pipes of its own for a moment after starting the command).
+fn settled(look: impl Fn() -> Vec<Held>) -> Vec<Held> {
+    let mut last = look();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = look();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("sudo's fds never settled: {last:#?}");
+}
+
 /// Run `sudo hold NAME` and, while the command waits, look at every sudo
 /// process above it (sudo and its monitor).
 fn sudo_processes_while_running(
@@ -808,12 +821,15 @@ fn sudo_processes_while_running(
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut seen = Vec::new();
-        let mut pid = parent;
-        while comm(pid) == "sudo" {
-            seen.push(held(pid));
-            pid = stat_field(pid, 1).parse().unwrap();
-        }
+        let seen = settled(|| {
+            let mut seen = Vec::new();
+            let mut pid = parent;
+            while comm(pid) == "sudo" {
+                seen.push(held(pid));
+                pid = stat_field(pid, 1).parse().unwrap();
+            }
+            seen
+        });
         fs::write(scripts.markers().join(format!("{name}.release")), "").unwrap();
         let (transcript, status) = run.join().unwrap();
         assert_eq!(status, 0, "{transcript}");
