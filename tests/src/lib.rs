@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 pub mod faults;
 pub mod probe;
 pub mod ssh;
+pub mod sudo;
 pub mod syslog;
 
 /// `target/debug` (or whichever profile built this test).
