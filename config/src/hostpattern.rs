@@ -2,9 +2,9 @@
 //! addresses, or literal host names.
 //!
 //! Blocks are `ipnet` networks (masking and containment are its job). The
-//! address part is parsed with std, not with `ipnet`'s own parser, which
-//! takes leading-zero octets (`010.0.0.0/8`, octal to inet_aton) that std
-//! refuses as ambiguous; std's parse also gives the error messages below.
+//! address part is parsed with std, not with `ipnet`'s own parser: that one
+//! takes leading-zero octets (`010.0.0.0/8`, which inet_aton reads as octal)
+//! that std refuses as ambiguous, and std's errors give the messages below.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};

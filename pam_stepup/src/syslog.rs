@@ -1,6 +1,14 @@
 //! What only the module can see (daemon unreachable, fail-safe pass, protocol
 //! mismatch) goes to syslog, facility LOG_AUTHPRIV, through /dev/log.
 //! One datagram per message; the socket is closed before returning.
+//!
+//! Not the `syslog` crate (7.0): its `unix()` logger sends on a blocking
+//! socket, and when /dev/log is a stream socket it falls back inside the
+//! crate to a blocking `UnixStream::connect` and write, either of which can
+//! hang sudo on a stuck syslog daemon (`tests/tests/skeleton.rs` fills the
+//! queue to check that ours does not). Its RFC 3164 formatter also stamps
+//! UTC as if it were local time, unwraps while formatting, and would bring
+//! `time`, `hostname` and `log` into every process that loads the module.
 
 use std::os::unix::net::UnixDatagram;
 
