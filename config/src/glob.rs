@@ -15,7 +15,7 @@
 //! and refuses `**` inside a name. `wildmatch` has no `[...]` sets at all.
 
 use std::fmt;
-use std::str::{Chars, FromStr};
+use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
@@ -128,16 +128,25 @@ fn compile(pattern: &str) -> Result<Vec<Token>, String> {
 }
 
 impl Glob {
-    /// Does the whole of `text` match? (Anchored at both ends.)
-    ///
-    /// Backtracks to the last `*` only, so it is linear in the text for each
-    /// `*`; walks the text with `Chars` cursors, so it never allocates.
+    /// Does the whole of `text` match? (Anchored at both ends.) Never
+    /// allocates.
     pub fn matches(&self, text: &str) -> bool {
+        // TTY names are ASCII: a byte is a character (the faster cursor).
+        if text.is_ascii() {
+            self.matches_chars(text.bytes().map(char::from))
+        } else {
+            self.matches_chars(text.chars())
+        }
+    }
+
+    /// The matcher over a cursor of characters. Backtracks to the last `*`
+    /// only, so it is linear in the text for each `*`.
+    fn matches_chars(&self, text: impl Iterator<Item = char> + Clone) -> bool {
         let pat = &self.tokens;
         let mut p = 0;
-        let mut rest = text.chars();
+        let mut rest = text;
         // Where the last `*` was and the text after what it swallowed so far.
-        let mut backtrack: Option<(usize, Chars<'_>)> = None;
+        let mut backtrack = None;
         loop {
             let mut after = rest.clone();
             let Some(c) = after.next() else { break };
