@@ -233,9 +233,17 @@ fn the_journald_catalog_explains_every_message_id() {
     let ids: Vec<&str> = entries.iter().map(|(id, _)| id.trim()).collect();
     for kind in stepup_common::events::CATALOGUE {
         let count = ids.iter().filter(|id| **id == kind.message_id).count();
-        assert_eq!(count, 1, "{} ({}) has {count} catalog entries", kind.name, kind.message_id);
+        assert_eq!(
+            count, 1,
+            "{} ({}) has {count} catalog entries",
+            kind.name, kind.message_id
+        );
     }
-    assert_eq!(ids.len(), stepup_common::events::CATALOGUE.len(), "stale entries: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        stepup_common::events::CATALOGUE.len(),
+        "stale entries: {ids:?}"
+    );
     for (id, body) in &entries {
         for part in ["Subject: ", "Defined-By: stepup", "Security:", "Action:"] {
             assert!(body.contains(part), "entry {id} lacks {part:?}");
@@ -252,12 +260,19 @@ fn the_journald_catalog_explains_every_message_id() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     journalctl(&["--update-catalog"]);
     let listed = journalctl(&["--list-catalog"]);
     for id in &ids {
-        assert!(listed.contains(id), "journalctl does not list {id}:\n{listed}");
+        assert!(
+            listed.contains(id),
+            "journalctl does not list {id}:\n{listed}"
+        );
     }
 }

@@ -217,7 +217,12 @@ impl Report {
         self.render_methods(&mut out);
         self.render_alarms(&mut out);
         let (sources, people) = (&self.failed_by_source, &self.failed_by_user);
-        render_top(&mut out, "Failed step-ups by source address", sources, "(local: no address)");
+        render_top(
+            &mut out,
+            "Failed step-ups by source address",
+            sources,
+            "(local: no address)",
+        );
         render_top(&mut out, "Failed step-ups by person", people, "(unknown)");
         out
     }
