@@ -1,5 +1,6 @@
 //! The policy evaluator over arbitrary attempts: an arbitrary context,
-//! origin, clock and lookup answers (groups, history, injected errors),
+//! origin, clock and lookup answers (groups, history, the source's place
+//! and travel, injected errors),
 //! evaluated against each of the fixed policies below (the shipped default,
 //! the demo policy, the docs/policy.md examples, and a "kitchen sink" policy
 //! that uses every condition), or against a policy generated from every
@@ -20,6 +21,7 @@ use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use stepup_config::{Config, Scope};
 use stepupd::context::AttemptContext;
+use stepup_config::attempt::{GeoFacts, Place, PreviousAttempt, Travel};
 use stepupd::policy::{self, Attempt, Lookups, Origin};
 
 const POLICIES: [&str; 7] = [
@@ -44,12 +46,46 @@ fn policies() -> &'static [Config] {
     })
 }
 
+/// Where the source is: one of the kinds of place, with arbitrary facts.
+#[derive(Arbitrary, Debug, Clone)]
+enum FuzzPlace {
+    Local,
+    HostName,
+    NonPublic,
+    Unknown,
+    Known {
+        country: Option<String>,
+        city: Option<String>,
+        coordinates: Option<(f64, f64)>,
+        accuracy_radius_km: Option<u16>,
+        asn: Option<u32>,
+    },
+}
+
+impl FuzzPlace {
+    fn place(&self) -> Place {
+        match self.clone() {
+            Self::Local => Place::Local,
+            Self::HostName => Place::HostName,
+            Self::NonPublic => Place::NonPublic,
+            Self::Unknown => Place::Unknown,
+            Self::Known { country, city, coordinates, accuracy_radius_km, asn } => {
+                Place::Known(GeoFacts { country, city, coordinates, accuracy_radius_km, asn, as_org: None })
+            }
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug, Clone)]
 struct Answers {
     groups: Option<Vec<String>>,
     source_last_seen: Option<u64>,
     failures: u64,
     last_success: Option<u64>,
+    place: FuzzPlace,
+    country_last_seen: Option<u64>,
+    /// A previous located attempt: (speed, distance, time, coordinates, radius).
+    travel: Option<(Option<f64>, f64, u64, (f64, f64), u16)>,
     /// Make the n-th lookup fail.
     fail_at: Option<u8>,
 }
@@ -94,13 +130,39 @@ impl Lookups for Fake {
         self.tick()?;
         Ok(self.answers.last_success.filter(|t| *t >= since))
     }
+    fn place(&mut self, _rhost: &str) -> Result<Place, String> {
+        self.tick()?;
+        Ok(self.answers.place.place())
+    }
+    fn country_last_seen(&mut self, _s: &str, _country: &str) -> Result<Option<u64>, String> {
+        self.tick()?;
+        Ok(self.answers.country_last_seen)
+    }
+    fn travel(&mut self, _s: &str, _here: &GeoFacts, _now: u64) -> Result<Option<Travel>, String> {
+        self.tick()?;
+        Ok(self.answers.travel.map(|(speed_kmh, distance_km, time, coordinates, accuracy_radius_km)| Travel {
+            speed_kmh,
+            distance_km,
+            previous: PreviousAttempt {
+                time,
+                rhost: "192.0.2.1".into(),
+                country: Some("FR".into()),
+                city: None,
+                coordinates,
+                accuracy_radius_km,
+            },
+        }))
+    }
 }
 
 /// A policy of up to 8 rules, each with up to 6 conditions picked from the
 /// registry's examples (so every condition, present and future, is fuzzed).
 fn generated(picks: &[(u8, u8, u8)]) -> Config {
     let examples = stepup_config::conditions::examples();
-    let mut text = String::from("[defaults]\naction = \"deny\"\ntime_zone = \"UTC\"\n");
+    // The location conditions need a [geoip] section (parsing does not open it).
+    let mut text = String::from(
+        "[geoip]\ndatabase = \"/var/lib/GeoIP/GeoLite2-City.mmdb\"\n[defaults]\naction = \"deny\"\ntime_zone = \"UTC\"\n",
+    );
     for (rule, chunk) in picks.chunks(6).take(8).enumerate() {
         let action = ["allow", "deny", "step_up"][rule % 3];
         text.push_str(&format!("[[rule]]\nname = \"g{rule}\"\naction = \"{action}\"\n"));

@@ -26,6 +26,33 @@ pub struct Who {
     pub tty: String,
     /// The effective source: PAM_RHOST or the tty's login session.
     pub rhost: String,
+    /// Where the location database put the source (`[geoip]`); boxed, as
+    /// most attempts have none and `Who` travels by value.
+    pub geo: Box<GeoTags>,
+}
+
+/// What the location database said about an attempt's source, for its
+/// events: `STEPUP_COUNTRY` and `STEPUP_ASN` when known, and
+/// `STEPUP_SPEED_KMH` when `impossible_travel` computed a speed. Empty:
+/// not known (or not asked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeoTags {
+    pub country: String,
+    pub asn: String,
+    pub speed_kmh: String,
+}
+
+impl GeoTags {
+    /// The fields that are known.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        [
+            ("country", self.country.as_str()),
+            ("asn", self.asn.as_str()),
+            ("speed_kmh", self.speed_kmh.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+    }
 }
 
 impl Default for Who {
@@ -39,6 +66,7 @@ impl Default for Who {
             service: String::new(),
             tty: String::new(),
             rhost: String::new(),
+            geo: Box::default(),
         }
     }
 }
@@ -62,6 +90,7 @@ impl Who {
             service: context.service.clone(),
             tty: context.tty.clone(),
             rhost: rhost.to_owned(),
+            geo: Box::default(),
         }
     }
 
@@ -81,6 +110,7 @@ impl Who {
     /// An audit event about this attempt: its fields, then `extra`.
     pub fn event(&self, name: &str, extra: &[(&str, &str)]) {
         let mut fields: Vec<(&str, &str)> = self.fields().to_vec();
+        fields.extend(self.geo.fields());
         fields.extend_from_slice(extra);
         audit::event(name, &fields);
     }
