@@ -175,7 +175,9 @@ impl Place {
             Place::Local => "no source address (local attempt)".to_owned(),
             Place::HostName => format!("source {rhost:?} is a host name, not an address"),
             Place::NonPublic => {
-                format!("{rhost} is a loopback, private or link-local address: no location")
+                format!(
+                    "{rhost} is a loopback, private, link-local or shared (CGNAT) address: no location"
+                )
             }
             Place::Unknown => format!("{rhost} is not in the location database"),
             Place::Known(facts) => format!("{rhost}: {}", facts.describe()),

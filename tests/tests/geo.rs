@@ -327,7 +327,7 @@ fn paris_then_sydney_ten_minutes_later_steps_up_twenty_hours_later_does_not() {
     );
     assert!(
         shown.contains("[yes] impossible_travel: 198.51.100.7: AU, Sydney")
-            && shown.contains("previous allowed attempt from Paris, FR (192.0.2.10) 6")
+            && shown.contains("previous allowed attempt from Paris, FR (192.0.2.10) at 20")
             && shown.contains("km/h; rule limit 900km/h"),
         "{shown}"
     );
@@ -741,4 +741,51 @@ fn without_location_rules_a_missing_database_does_not_stop_the_daemon() {
     let run = drive(&pam, "wanda", &["-r", "192.0.2.20"], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
     assert!(decision_from(&daemon.log(), "192.0.2.20").contains(" country=FR "));
+}
+
+#[test]
+fn a_damaged_record_is_an_unknown_place_reported_once() {
+    let dbs = GeoDbs::generate();
+    // Metadata intact, search tree pointing past the data: the file opens
+    // (the daemon does not read every record at start), lookups fail.
+    let mut bytes = dbs.bytes("city.mmdb");
+    bytes[..600].fill(0xff);
+    dbs.replace_with("damaged.mmdb", &bytes);
+    let policy = format!(
+        "{}\n[defaults]\naction = \"deny\"\n\n[[rule]]\nname = \"from-france\"\ncountry_in = [\"FR\"]\naction = \"allow\"\n",
+        dbs.section("damaged.mmdb", None)
+    );
+    // check reads every record: refused.
+    let config = policy_dir("stepup-geocheck-", &policy);
+    let out = check(config.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a usable MaxMind DB database"),
+        "{}",
+        text(&out)
+    );
+
+    let (_bus, daemon, pam) = start(&policy);
+    for _ in 0..2 {
+        // Unknown, so not in France: the default decides (fail closed).
+        let run = drive(&pam, "xavier", &["-r", "192.0.2.10"], &[]);
+        assert_eq!(run.code, PAM_AUTH_ERR, "{}", run.stdout);
+    }
+    let log = daemon.log();
+    let unusable: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("event=geoip_unusable"))
+        .collect();
+    assert_eq!(unusable.len(), 1, "{log}");
+    assert!(
+        unusable[0].contains("the database is damaged")
+            && unusable[0].contains("kept=\"lookups that fail count as unknown addresses\""),
+        "{}",
+        unusable[0]
+    );
+    let line = decision_from(&log, "192.0.2.10");
+    assert!(
+        line.contains(" rule=(default) ") && !line.contains("country="),
+        "{line}"
+    );
 }

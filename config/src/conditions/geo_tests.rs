@@ -289,7 +289,7 @@ fn impossible_travel_holds_above_the_speed_only() {
     let (_, detail) = eval(&config, "192.0.2.10", &mut geo);
     assert!(
         detail.ends_with(
-            "previous allowed attempt from Sydney, AU (198.51.100.7) 600s ago: 16920 km apart net of accuracy radii, 101000 km/h; rule limit 900km/h"
+            "previous allowed attempt from Sydney, AU (198.51.100.7) at 2026-01-05T22:20:00Z, 600s ago: 16920 km apart net of accuracy radii, 101000 km/h; rule limit 900km/h"
         ),
         "{detail}"
     );

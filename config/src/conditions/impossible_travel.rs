@@ -96,8 +96,9 @@ impl ConditionSpec for ImpossibleTravel {
     }
 }
 
-/// `Paris, FR (192.0.2.10) 10m ago`: the attempt a journey starts from.
-fn previous_shown(travel: &Travel, now: u64) -> String {
+/// `Paris, FR (192.0.2.10) 600s ago`: the attempt a journey starts from;
+/// with `at`, its time too (`… at 2026-01-05T22:20:00Z, 600s ago`).
+fn previous_shown(travel: &Travel, now: u64, at: bool) -> String {
     let p = &travel.previous;
     let place = match (&p.city, &p.country) {
         (Some(city), Some(country)) => format!("{city}, {country}"),
@@ -105,10 +106,14 @@ fn previous_shown(travel: &Travel, now: u64) -> String {
         (Some(city), None) => city.clone(),
         (None, None) => format!("({}, {})", p.coordinates.0, p.coordinates.1),
     };
-    let when = if p.time > now {
-        format!("at {} (later than now)", p.time)
-    } else {
-        ago(now, p.time)
+    let time = i64::try_from(p.time)
+        .ok()
+        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+        .map_or_else(|| p.time.to_string(), |t| t.to_string());
+    let when = match (p.time > now, at) {
+        (true, _) => format!("at {time} (later than now)"),
+        (false, true) => format!("at {time}, {}", ago(now, p.time)),
+        (false, false) => ago(now, p.time),
     };
     format!("{place} ({}) {when}", p.rhost)
 }
@@ -151,7 +156,7 @@ impl Condition for ImpossibleTravel {
             format!(
                 "{}; previous allowed attempt from {}: {:.0} km apart net of accuracy radii, {speed}; rule limit {}",
                 place.describe(rhost),
-                previous_shown(&travel, now),
+                previous_shown(&travel, now, true),
                 travel.distance_km,
                 self.over
             )
@@ -160,7 +165,7 @@ impl Condition for ImpossibleTravel {
             let speed = travel.speed_kmh.unwrap_or_default();
             Some(format!(
                 "an impossible journey from {} ({speed:.0} km/h)",
-                previous_shown(&travel, now)
+                previous_shown(&travel, now, false)
             ))
         };
         Ok(Eval::new(holds, want, detail, phrase))

@@ -164,11 +164,24 @@ impl Engine {
             Ok((config, geo)) => {
                 let rules = config.rules.len().to_string();
                 let hash = config.hash.clone();
-                self.replace_config(config);
-                *self
-                    .geo
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = geo;
+                // Databases go in before a policy that may need them and out
+                // only after one that needs none, so a policy read after
+                // the swap has its databases. (An attempt that read the old
+                // policy just before [geoip] was removed may find them gone:
+                // it fails closed, `place` answering an error.)
+                let set_geo = |geo| {
+                    *self
+                        .geo
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = geo;
+                };
+                if geo.is_some() {
+                    set_geo(geo);
+                    self.replace_config(config);
+                } else {
+                    self.replace_config(config);
+                    set_geo(None);
+                }
                 audit::event("config_loaded", &[("rules", &rules), ("hash", &hash)]);
                 Ok(self.config())
             }
