@@ -179,6 +179,18 @@ pub const CATALOGUE: &[Kind] = &[
         NOTICE,
         "attempt ended",
     ),
+    daemon(
+        "geoip_unusable",
+        "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b7",
+        WARNING,
+        "a location database could not be used",
+    ),
+    daemon(
+        "geoip_loaded",
+        "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0b8",
+        INFO,
+        "location database in use",
+    ),
     Kind {
         name: "daemon_unreachable",
         message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0c1",

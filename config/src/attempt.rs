@@ -5,7 +5,7 @@
 //! conditions only read them, so evaluation has no I/O of its own.
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Scope;
 
@@ -146,4 +146,135 @@ pub trait Lookups {
     ) -> Result<Option<u64>, String> {
         Ok(None)
     }
+    /// Where the source address `rhost` is (`[geoip]`); conditions ask
+    /// through [`crate::conditions::Facts::place`], once per decision. A
+    /// damaged database is an unknown place, not an error; an error means
+    /// the policy needs a database that is not open.
+    fn place(&mut self, rhost: &str) -> Result<Place, String>;
+    /// When `subject` was last let in from an address located in `country`.
+    fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String>;
+    /// The journey from `subject`'s latest allowed remote attempt with
+    /// coordinates to `here` at `now` (unix seconds); `None` if there is no
+    /// such attempt or `here` has no coordinates.
+    fn travel(
+        &mut self,
+        subject: &str,
+        here: &GeoFacts,
+        now: u64,
+    ) -> Result<Option<Travel>, String>;
+}
+
+/// What the location database says about a public source address: every
+/// field is what the database holds (`None`: it does not say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeoFacts {
+    /// ISO 3166-1 alpha-2 (`"FR"`).
+    pub country: Option<String>,
+    pub city: Option<String>,
+    /// (latitude, longitude) in degrees.
+    pub coordinates: Option<(f64, f64)>,
+    /// How far from `coordinates` the address may really be.
+    pub accuracy_radius_km: Option<u16>,
+    /// The autonomous system announcing the address.
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
+}
+
+impl GeoFacts {
+    /// `FR, Paris (48.8566, 2.3522, within 20 km), AS64496 Example Paris
+    /// Telecom`: as `explain` shows a place.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![
+            self.country
+                .clone()
+                .unwrap_or_else(|| "country unknown".into()),
+        ];
+        if let Some(city) = &self.city {
+            parts.push(city.clone());
+        }
+        let mut text = parts.join(", ");
+        if let Some((lat, lon)) = self.coordinates {
+            let radius = self
+                .accuracy_radius_km
+                .map(|r| format!(", within {r} km"))
+                .unwrap_or_default();
+            text.push_str(&format!(" ({lat}, {lon}{radius})"));
+        }
+        if let Some(asn) = self.asn {
+            text.push_str(&format!(", AS{asn}"));
+            if let Some(org) = &self.as_org {
+                text.push_str(&format!(" {org}"));
+            }
+        }
+        text
+    }
+}
+
+/// Where an attempt's source is, as far as location conditions go. Only a
+/// `Known` place can satisfy `country_in`, `country_not_in`, `asn_in`,
+/// `asn_not_in`, `new_country` or `impossible_travel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Place {
+    /// No source address: a local attempt.
+    Local,
+    /// A host name, not an address (names are never resolved).
+    HostName,
+    /// Loopback, private, link-local, unspecified or carrier-grade NAT:
+    /// an address that is no place.
+    NonPublic,
+    /// A public address no database knows, or whose lookup failed (the
+    /// daemon then logs `geoip_unusable`).
+    Unknown,
+    Known(GeoFacts),
+}
+
+impl Place {
+    /// What the databases say, if anything.
+    pub fn known(&self) -> Option<&GeoFacts> {
+        match self {
+            Place::Known(facts) => Some(facts),
+            _ => None,
+        }
+    }
+
+    /// Why there is no place, or the place: one line for `explain`.
+    pub fn describe(&self, rhost: &str) -> String {
+        match self {
+            Place::Local => "no source address (local attempt)".to_owned(),
+            Place::HostName => format!("source {rhost:?} is a host name, not an address"),
+            Place::NonPublic => {
+                format!(
+                    "{rhost} is a loopback, private, link-local or shared (CGNAT) address: no location"
+                )
+            }
+            Place::Unknown => format!("{rhost} is not in the location database"),
+            Place::Known(facts) => format!("{rhost}: {}", facts.describe()),
+        }
+    }
+}
+
+/// The allowed remote attempt a journey starts from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviousAttempt {
+    /// Unix time it was let in.
+    pub time: u64,
+    pub rhost: String,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub coordinates: (f64, f64),
+    pub accuracy_radius_km: u16,
+}
+
+/// How fast someone must have travelled since their previous allowed
+/// remote attempt (`impossible_travel`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Travel {
+    /// Great-circle distance minus both accuracy radii, over the time
+    /// between the attempts; `None` when the previous attempt is later than
+    /// now (the clock went back): how long passed is unknown.
+    pub speed_kmh: Option<f64>,
+    /// Great-circle distance minus both accuracy radii (at least 0).
+    pub distance_km: f64,
+    pub previous: PreviousAttempt,
 }

@@ -317,6 +317,63 @@ impl Default for RecoverySettings {
     }
 }
 
+/// `[geoip]`: the location databases the location conditions read
+/// (`country_in`, `asn_in`, `new_country`, `impossible_travel`…), in the
+/// MaxMind DB format (docs/deploy.md). Opening and trusting the files is
+/// the daemon's and `stepupctl check`'s job; this is where they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoipSettings {
+    /// A City or Country edition (GeoLite2-City, GeoIP2-Country, DB-IP …).
+    pub database: PathBuf,
+    /// An ASN database (GeoLite2-ASN …), for `asn_in` / `asn_not_in`.
+    pub asn_database: Option<PathBuf>,
+    /// Where `database` is written, for messages about that file.
+    pub database_at: Location,
+    pub asn_database_at: Option<Location>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeoip {
+    database: toml::Spanned<PathBuf>,
+    asn_database: Option<toml::Spanned<PathBuf>>,
+}
+
+impl GeoipSettings {
+    fn resolve(raw: RawGeoip, path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let at = |span: std::ops::Range<usize>| Location::at(path, text, span.start);
+        let database_at = at(raw.database.span());
+        let asn_database_at = raw.asn_database.as_ref().map(|a| at(a.span()));
+        let settings = Self {
+            database: raw.database.into_inner(),
+            asn_database: raw.asn_database.map(toml::Spanned::into_inner),
+            database_at,
+            asn_database_at,
+        };
+        let files = [(&settings.database, &settings.database_at, "database")]
+            .into_iter()
+            .chain(
+                settings
+                    .asn_database
+                    .iter()
+                    .zip(&settings.asn_database_at)
+                    .map(|(p, a)| (p, a, "asn_database")),
+            );
+        for (file, location, key) in files {
+            if !file.is_absolute() {
+                return Err(ConfigError::Invalid {
+                    location: location.clone(),
+                    message: format!(
+                        "[geoip] {key} = {:?}: the path must be absolute",
+                        file.display()
+                    ),
+                });
+            }
+        }
+        Ok(settings)
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
@@ -428,6 +485,13 @@ pub struct Rule {
     pub reason: Option<String>,
 }
 
+impl Rule {
+    /// Where the rule is written (from `origin`), for errors about it.
+    pub fn location(&self) -> Location {
+        parse_origin(&self.origin)
+    }
+}
+
 impl Default for Zone {
     fn default() -> Self {
         Self::system()
@@ -457,6 +521,8 @@ struct MainFile {
     defaults: RawDefaults,
     #[serde(default)]
     rule: Vec<toml::Spanned<RawRule>>,
+    #[serde(default)]
+    geoip: Option<RawGeoip>,
 }
 
 #[derive(Deserialize)]
@@ -491,6 +557,8 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// SHA-256 over the files' names and contents, in order (hex).
     pub hash: String,
+    /// `[geoip]`, if the location databases are configured.
+    pub geoip: Option<GeoipSettings>,
 }
 
 /// Something `stepupctl check` should point out although the config loads.
@@ -547,6 +615,10 @@ impl Config {
             });
         };
         let main: MainFile = parse(main_path, main_text)?;
+        let geoip = main
+            .geoip
+            .map(|raw| GeoipSettings::resolve(raw, main_path, main_text))
+            .transpose()?;
         let defaults = Defaults::resolve(main.defaults);
         let mut rules = resolve_rules(main_path, main_text, main.rule, &defaults)?;
         for (path, text) in drop_ins {
@@ -600,6 +672,7 @@ impl Config {
             fallback,
             files: sources.iter().map(|(p, _)| p.clone()).collect(),
             hash,
+            geoip,
         };
         config.validate(main_path, main_text)?;
         Ok(config)
@@ -659,6 +732,7 @@ impl Config {
         if self.recovery.count == 0 || self.recovery.count > 100 {
             return Err(whole_file("[recovery] count must be 1..100".into()));
         }
+        self.check_location_rules()?;
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for rule in &self.rules {
             if let Some(first) = seen.insert(&rule.name, &rule.origin) {
@@ -672,6 +746,33 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A location condition needs `[geoip]` (whether its files open is
+    /// for the daemon and `stepupctl check`, which open them).
+    fn check_location_rules(&self) -> Result<(), ConfigError> {
+        match self.first_rule_with(conditions::needs_location) {
+            Some((rule, key)) if self.geoip.is_none() => Err(ConfigError::Invalid {
+                location: rule.location(),
+                message: format!(
+                    "rule {:?}: {key} needs a location database: add [geoip] database = \"/var/lib/GeoIP/GeoLite2-City.mmdb\" (see docs/deploy.md)",
+                    rule.name
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The first rule with a condition `wanted` says yes to, and that
+    /// condition's key (e.g. [`conditions::needs_location`]).
+    pub fn first_rule_with(&self, wanted: impl Fn(&str) -> bool) -> Option<(&Rule, &'static str)> {
+        self.rules.iter().find_map(|rule| {
+            rule.when
+                .iter()
+                .map(|c| c.key())
+                .find(|key| wanted(key))
+                .map(|key| (rule, key))
+        })
     }
 
     /// What `stepupctl check` warns about: rules that can never match, and a

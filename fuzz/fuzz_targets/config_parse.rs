@@ -64,7 +64,12 @@ fn lone_values(line: &str) {
     }
     // Arbitrary rhosts against fixed patterns.
     let parsed = ParsedRhost::new(v);
-    for p in ["10.0.0.0/8", "2001:db8::/32", "*.example.org", "::ffff:192.0.2.0/120"] {
+    for p in [
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "*.example.org",
+        "::ffff:192.0.2.0/120",
+    ] {
         if let Ok(pattern) = p.parse::<HostPattern>() {
             let _ = pattern.matches_parsed(&parsed);
         }
@@ -76,9 +81,17 @@ fn escaped_glob_matches_itself(v: &str) {
         return;
     }
     let escaped: String = v.chars().flat_map(|c| ['\\', c]).collect();
-    for pattern in [escaped.clone(), format!("*{escaped}*"), format!("?*{escaped}")] {
+    for pattern in [
+        escaped.clone(),
+        format!("*{escaped}*"),
+        format!("?*{escaped}"),
+    ] {
         let glob = pattern.parse::<Glob>().expect("an escaped text is a glob");
-        let text = if pattern.starts_with('?') { format!("x{v}") } else { v.to_owned() };
+        let text = if pattern.starts_with('?') {
+            format!("x{v}")
+        } else {
+            v.to_owned()
+        };
         assert!(glob.matches(&text), "{pattern:?} does not match {text:?}");
     }
 }
@@ -90,11 +103,17 @@ fn block_contains_its_first_address(pattern: &HostPattern) {
         return;
     };
     let first = net.addr();
-    assert!(pattern.matches(&first.to_string()), "{pattern} misses {first}");
+    assert!(
+        pattern.matches(&first.to_string()),
+        "{pattern} misses {first}"
+    );
     if let std::net::IpAddr::V4(v4) = first {
         let mapped = v4.to_ipv6_mapped().to_string();
         assert!(pattern.matches(&mapped), "{pattern} misses {mapped}");
-        assert!(pattern.matches(&format!("[{mapped}]")), "{pattern} misses [{mapped}]");
+        assert!(
+            pattern.matches(&format!("[{mapped}]")),
+            "{pattern} misses [{mapped}]"
+        );
     }
 }
 
@@ -120,7 +139,8 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     match Config::from_sources(&sources) {
         Ok(config) => {
-            let again = Config::from_sources(&sources).expect("accepted once, refused the second time");
+            let again =
+                Config::from_sources(&sources).expect("accepted once, refused the second time");
             assert_eq!(config.hash, again.hash, "hash is not deterministic");
             assert_eq!(config.hash.len(), 64);
             assert_eq!(config.rules.len(), again.rules.len());

@@ -25,9 +25,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arbitrary::Arbitrary;
 use hmac::{KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
-use stepup_common::{DaemonError, StepKind};
+use stepup_common::{DaemonError, PROTOCOL_VERSION, StepKind};
 use stepup_config::Config;
 use stepupd::attempt::{Engine, subject_of, validate_user_name};
+use stepupd::caller::Caller;
 use stepupd::context::{AttemptContext, FromWire};
 use stepupd::factors::recovery;
 use stepupd::store::{Store, TotpCredential};
@@ -61,14 +62,19 @@ fn shared() -> &'static Shared {
             .expect("the engine policy parses");
         use argon2::password_hash::PasswordHasher;
         let params = argon2::Params::new(8, 1, 1, None).expect("params");
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let recovery_hash = argon
             .hash_password(recovery::normalize(RECOVERY_CODE).as_bytes())
             .expect("hash")
             .to_string();
         assert!(recovery::verify(RECOVERY_CODE, &recovery_hash));
         // Scratch space on tmpfs if there is one: the store fsyncs every write.
-        let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        let base = if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
         let scratch = tempfile::Builder::new()
             .prefix("stepup-fuzz-")
             .tempdir_in(base)
@@ -84,12 +90,18 @@ fn shared() -> &'static Shared {
         let audit_dir = scratch.join("audit");
         std::fs::create_dir_all(&audit_dir).expect("audit dir");
         let _ = stepupd::audit::init(&audit_dir, &socket);
-        Shared { config, recovery_hash, scratch }
+        Shared {
+            config,
+            recovery_hash,
+            scratch,
+        }
     })
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// RFC 6238 with HMAC-SHA1, 6 digits: the oracle, independent of totp-rs.
@@ -165,19 +177,38 @@ enum SessionRef {
 #[derive(Arbitrary, Debug)]
 enum Answer {
     /// The subject's TOTP code for now + offset steps.
-    Code { offset: i8, pad: bool },
-    Recovery { upper: bool },
+    Code {
+        offset: i8,
+        pad: bool,
+    },
+    Recovery {
+        upper: bool,
+    },
     Any(String),
 }
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Begin { owner: bool, ctx: Ctx },
-    Respond { owner: bool, session: SessionRef, answer: Answer },
-    Cancel { owner: bool, session: SessionRef },
-    Explain { ctx: Ctx },
+    Begin {
+        owner: bool,
+        ctx: Ctx,
+    },
+    Respond {
+        owner: bool,
+        session: SessionRef,
+        answer: Answer,
+    },
+    Cancel {
+        owner: bool,
+        session: SessionRef,
+    },
+    Explain {
+        ctx: Ctx,
+    },
     Expire,
-    ConnectionClosed { owner: bool },
+    ConnectionClosed {
+        owner: bool,
+    },
 }
 
 struct Opened {
@@ -221,22 +252,45 @@ impl Harness<'_> {
         let config = self.engine.config();
         let subject = subject_of(&config, &ctx).to_owned();
         let dry = self.engine.explain(ctx.clone(), None).expect("explain");
-        let mut step = self.engine.begin(OWNERS[owner], None, ctx).expect("begin");
+        let mut step = self
+            .engine
+            .begin(
+                Caller {
+                    name: OWNERS[owner],
+                    process: None,
+                    protocol: PROTOCOL_VERSION,
+                },
+                ctx,
+            )
+            .expect("begin");
         if step.kind == StepKind::Info {
             // The reason for the step-up comes first: the one explain gives,
             // then (empty answer) the prompt.
             assert_eq!(dry.verdict, "step_up");
-            assert_eq!(Some(&step.text), dry.reason.as_ref(), "reason differs from explain's");
+            assert_eq!(
+                Some(&step.text),
+                dry.reason.as_ref(),
+                "reason differs from explain's"
+            );
             let next = self
                 .engine
-                .respond(OWNERS[owner], None, &step.session, Zeroizing::new(String::new()))
+                .respond(
+                    OWNERS[owner],
+                    None,
+                    &step.session,
+                    Zeroizing::new(String::new()),
+                )
                 .expect("the prompt after the reason");
             assert_eq!(next.session, step.session);
             step = next;
         }
         match step.kind {
             StepKind::Allow => {
-                assert!(dry.verdict.starts_with("allow"), "begin allowed, explain says {:?}", dry.verdict);
+                assert!(
+                    dry.verdict.starts_with("allow"),
+                    "begin allowed, explain says {:?}",
+                    dry.verdict
+                );
                 if dry.verdict.contains("grace") {
                     assert!(
                         self.stepped_up.contains(&subject),
@@ -246,14 +300,26 @@ impl Harness<'_> {
                 assert!(step.session.is_empty());
             }
             StepKind::Deny => {
-                assert!(dry.verdict == "deny" || dry.verdict == "step_up", "deny, explain says {:?}", dry.verdict);
+                assert!(
+                    dry.verdict == "deny" || dry.verdict == "step_up",
+                    "deny, explain says {:?}",
+                    dry.verdict
+                );
                 assert!(step.session.is_empty());
             }
             StepKind::PromptSecret => {
                 assert_eq!(dry.verdict, "step_up");
                 assert!(!step.session.is_empty());
-                assert!(self.opened.iter().all(|o| o.id != step.session), "session id reused");
-                self.opened.push(Opened { id: step.session, owner, subject, live: true });
+                assert!(
+                    self.opened.iter().all(|o| o.id != step.session),
+                    "session id reused"
+                );
+                self.opened.push(Opened {
+                    id: step.session,
+                    owner,
+                    subject,
+                    live: true,
+                });
             }
             other => panic!("begin returned {other:?} for a TOTP/recovery policy"),
         }
@@ -268,7 +334,11 @@ impl Harness<'_> {
                 if *pad { format!(" {code}\t") } else { code }
             }
             Answer::Recovery { upper } => {
-                if *upper { RECOVERY_CODE.to_uppercase() } else { RECOVERY_CODE.to_owned() }
+                if *upper {
+                    RECOVERY_CODE.to_uppercase()
+                } else {
+                    RECOVERY_CODE.to_owned()
+                }
             }
             Answer::Any(s) => s.clone(),
         }
@@ -296,7 +366,9 @@ impl Harness<'_> {
 
     fn respond(&mut self, owner: usize, session: &SessionRef, answer: &Answer) {
         let (id, index) = self.session(session);
-        let subject = index.map(|i| self.opened[i].subject.clone()).unwrap_or_default();
+        let subject = index
+            .map(|i| self.opened[i].subject.clone())
+            .unwrap_or_default();
         let text = self.answer_text(&subject, answer);
         let before = unix_now();
         let reachable = index.is_some_and(|i| self.opened[i].live && self.opened[i].owner == owner);
@@ -308,7 +380,9 @@ impl Harness<'_> {
             }
             return;
         }
-        let result = self.engine.respond(OWNERS[owner], None, &id, Zeroizing::new(text.clone()));
+        let result = self
+            .engine
+            .respond(OWNERS[owner], None, &id, Zeroizing::new(text.clone()));
         let after = unix_now();
         if !reachable {
             assert!(
@@ -349,7 +423,10 @@ impl Harness<'_> {
             result.expect("cancel of a live session");
             self.opened[index.expect("reachable")].live = false;
         } else {
-            assert!(matches!(result, Err(DaemonError::NoSuchSession(_))), "{result:?}");
+            assert!(
+                matches!(result, Err(DaemonError::NoSuchSession(_))),
+                "{result:?}"
+            );
         }
     }
 }
@@ -397,7 +474,11 @@ fuzz_target!(|ops: Vec<Op>| {
     for op in &ops {
         match op {
             Op::Begin { owner, ctx } => h.begin(usize::from(*owner), ctx),
-            Op::Respond { owner, session, answer } => h.respond(usize::from(*owner), session, answer),
+            Op::Respond {
+                owner,
+                session,
+                answer,
+            } => h.respond(usize::from(*owner), session, answer),
             Op::Cancel { owner, session } => h.cancel(usize::from(*owner), session),
             Op::Explain { ctx } => {
                 if let Ok(ctx) = AttemptContext::from_wire(ctx.wire()) {
@@ -416,5 +497,9 @@ fuzz_target!(|ops: Vec<Op>| {
         }
     }
     let live = h.opened.iter().filter(|o| o.live).count();
-    assert_eq!(engine.session_count(), live, "session table and harness disagree");
+    assert_eq!(
+        engine.session_count(),
+        live,
+        "session table and harness disagree"
+    );
 });

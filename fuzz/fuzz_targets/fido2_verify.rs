@@ -69,7 +69,8 @@ fn fixtures() -> &'static [Fixture] {
                     cdh: client_data_hash(&hex("client_data_json")),
                     authenticator_data: hex("authenticator_data"),
                     signatures,
-                    sign_count: u32::try_from(j["sign_count"].as_u64().expect("count")).expect("u32"),
+                    sign_count: u32::try_from(j["sign_count"].as_u64().expect("count"))
+                        .expect("u32"),
                     require_uv: j["require_uv"].as_bool().expect("require_uv"),
                 }
             })
@@ -160,7 +161,11 @@ fn apply(bytes: &mut Vec<u8>, kind: &EditKind) {
 fn mutate(fixture: u8, raw_signature: bool, edits: &[Edit]) {
     let all = fixtures();
     let f = &all[usize::from(fixture) % all.len()];
-    let signature = if raw_signature { f.signatures.last() } else { f.signatures.first() };
+    let signature = if raw_signature {
+        f.signatures.last()
+    } else {
+        f.signatures.first()
+    };
     let signature = signature.expect("a signature").clone();
     let mut auth = f.authenticator_data.clone();
     let mut sig = signature.clone();
@@ -237,7 +242,11 @@ fn sign(
     cdh: &[u8; 32],
     require_uv: bool,
 ) {
-    let signed_rp = if right_rp { rp_id.to_owned() } else { format!("{rp_id}.") };
+    let signed_rp = if right_rp {
+        rp_id.to_owned()
+    } else {
+        format!("{rp_id}.")
+    };
     let mut auth = Sha256::digest(signed_rp.as_bytes()).to_vec();
     auth.push(flags);
     auth.extend_from_slice(&count.to_be_bytes());
@@ -250,7 +259,11 @@ fn sign(
         if vk.is_weak() {
             return;
         }
-        (Algorithm::EdDsa, vk.to_bytes().to_vec(), sk.sign(&message).to_bytes().to_vec())
+        (
+            Algorithm::EdDsa,
+            vk.to_bytes().to_vec(),
+            sk.sign(&message).to_bytes().to_vec(),
+        )
     } else {
         use p256::ecdsa::signature::Signer;
         let Ok(sk) = p256::ecdsa::SigningKey::from_slice(seed) else {
@@ -296,7 +309,10 @@ fn sign(
     } else if require_uv && !has(FLAG_UV) {
         Err(VerifyError::UserNotVerified)
     } else if !(stored == 0 && count == 0) && count <= stored {
-        Err(VerifyError::CounterRegression { stored, received: count })
+        Err(VerifyError::CounterRegression {
+            stored,
+            received: count,
+        })
     } else {
         Ok(Verified {
             sign_count: count,
@@ -313,7 +329,11 @@ fn sign(
 
 fuzz_target!(|input: Input| {
     match input {
-        Input::Mutate { fixture, raw_signature, edits } => mutate(fixture, raw_signature, &edits),
+        Input::Mutate {
+            fixture,
+            raw_signature,
+            edits,
+        } => mutate(fixture, raw_signature, &edits),
         Input::Sign {
             eddsa,
             seed,
@@ -327,7 +347,16 @@ fuzz_target!(|input: Input| {
             cdh,
             require_uv,
         } => sign(
-            eddsa, &seed, raw_signature, &rp_id, right_rp, flags, count, stored, &extensions, &cdh,
+            eddsa,
+            &seed,
+            raw_signature,
+            &rp_id,
+            right_rp,
+            flags,
+            count,
+            stored,
+            &extensions,
+            &cdh,
             require_uv,
         ),
         Input::Raw {
@@ -347,13 +376,25 @@ fuzz_target!(|input: Input| {
             let key = StoredKey {
                 credential_id: &key_credential_id,
                 user: &key_user,
-                algorithm: if eddsa { Algorithm::EdDsa } else { Algorithm::Es256 },
+                algorithm: if eddsa {
+                    Algorithm::EdDsa
+                } else {
+                    Algorithm::Es256
+                },
                 public_key: &public_key,
                 rp_id: &rp_id,
                 sign_count: stored,
             };
-            let assertion = Assertion { credential_id, authenticator_data, signature };
-            let expect = Expectation { user: &user, client_data_hash: &cdh, require_uv };
+            let assertion = Assertion {
+                credential_id,
+                authenticator_data,
+                signature,
+            };
+            let expect = Expectation {
+                user: &user,
+                client_data_hash: &cdh,
+                require_uv,
+            };
             let _ = parse_authenticator_data(&assertion.authenticator_data);
             if let Ok(v) = verify_assertion(&key, &assertion, &expect) {
                 // Anything accepted must at least carry UP (and UV if required).

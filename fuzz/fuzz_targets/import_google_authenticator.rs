@@ -15,8 +15,14 @@ fuzz_target!(|data: &[u8]| {
     let secrets = only_secret(secret_like_tokens(first), &rest);
     match stepup_import::parse_google_authenticator(text) {
         Ok(parsed) => {
-            assert!(parsed.totp ^ parsed.hotp_counter.is_some(), "exactly one of TOTP / HOTP");
-            assert!(parsed.secret.len() * 8 >= 80, "secret under 80 bits accepted");
+            assert!(
+                parsed.totp ^ parsed.hotp_counter.is_some(),
+                "exactly one of TOTP / HOTP"
+            );
+            assert!(
+                parsed.secret.len() * 8 >= 80,
+                "secret under 80 bits accepted"
+            );
             assert!((1..=60).contains(&parsed.step_size));
             check_debug_redacted(&format!("{parsed:?}"), &secrets);
             for note in &parsed.notes {

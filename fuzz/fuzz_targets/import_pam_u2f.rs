@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
             for c in &creds {
                 assert!(c.line >= 1 && c.line <= lines);
                 assert!(!c.user.is_empty());
-                assert_eq!(c.resident, c.key_handle.is_empty(), "resident iff no key handle");
+                assert_eq!(
+                    c.resident,
+                    c.key_handle.is_empty(),
+                    "resident iff no key handle"
+                );
                 match c.algorithm {
                     CoseAlgorithm::Es256 => {
                         assert_eq!(c.public_key.len(), 65);

@@ -14,12 +14,23 @@ fuzz_target!(|data: &[u8]| {
     let mut secret_fields = Vec::new();
     let mut public_fields = Vec::new();
     for line in text.lines() {
-        for (i, field) in line.split([' ', '\t', '\r']).filter(|f| !f.is_empty()).enumerate() {
-            if i == 3 { secret_fields.push(field) } else { public_fields.push(field) }
+        for (i, field) in line
+            .split([' ', '\t', '\r'])
+            .filter(|f| !f.is_empty())
+            .enumerate()
+        {
+            if i == 3 {
+                secret_fields.push(field)
+            } else {
+                public_fields.push(field)
+            }
         }
     }
     let secrets = only_secret(
-        secret_fields.into_iter().flat_map(secret_like_tokens).collect(),
+        secret_fields
+            .into_iter()
+            .flat_map(secret_like_tokens)
+            .collect(),
         &public_fields,
     );
     match stepup_import::parse_users_oath(text) {
@@ -28,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
             for e in &entries {
                 assert!(e.line >= 1 && e.line <= lines);
                 assert!((6..=8).contains(&e.digits));
-                assert!((10..=32).contains(&e.secret.len()), "key of {} bytes", e.secret.len());
+                assert!(
+                    (10..=32).contains(&e.secret.len()),
+                    "key of {} bytes",
+                    e.secret.len()
+                );
                 assert!(!e.user.is_empty());
             }
             check_debug_redacted(&format!("{entries:?}"), &secrets);

@@ -1,5 +1,6 @@
 //! The policy evaluator over arbitrary attempts: an arbitrary context,
-//! origin, clock and lookup answers (groups, history, injected errors),
+//! origin, clock and lookup answers (groups, history, the source's place
+//! and travel, injected errors),
 //! evaluated against each of the fixed policies below (the shipped default,
 //! the demo policy, the docs/policy.md examples, and a "kitchen sink" policy
 //! that uses every condition), or against a policy generated from every
@@ -18,6 +19,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
+use stepup_config::attempt::{GeoFacts, Place, PreviousAttempt, Travel};
 use stepup_config::attempt::{LoginKey, SudoCommand, SudoMode};
 use stepup_config::{Config, Scope};
 use stepupd::context::AttemptContext;
@@ -38,11 +40,54 @@ fn policies() -> &'static [Config] {
     CELL.get_or_init(|| {
         let configs: Vec<Config> = POLICIES
             .iter()
-            .filter_map(|text| Config::from_str_named(Path::new("/etc/stepup/stepup.toml"), text).ok())
+            .filter_map(|text| {
+                Config::from_str_named(Path::new("/etc/stepup/stepup.toml"), text).ok()
+            })
             .collect();
         assert!(configs.len() >= 4, "the fixed policies must parse");
         configs
     })
+}
+
+/// Where the source is: one of the kinds of place, with arbitrary facts.
+#[derive(Arbitrary, Debug, Clone)]
+enum FuzzPlace {
+    Local,
+    HostName,
+    NonPublic,
+    Unknown,
+    Known {
+        country: Option<String>,
+        city: Option<String>,
+        coordinates: Option<(f64, f64)>,
+        accuracy_radius_km: Option<u16>,
+        asn: Option<u32>,
+    },
+}
+
+impl FuzzPlace {
+    fn place(&self) -> Place {
+        match self.clone() {
+            Self::Local => Place::Local,
+            Self::HostName => Place::HostName,
+            Self::NonPublic => Place::NonPublic,
+            Self::Unknown => Place::Unknown,
+            Self::Known {
+                country,
+                city,
+                coordinates,
+                accuracy_radius_km,
+                asn,
+            } => Place::Known(GeoFacts {
+                country,
+                city,
+                coordinates,
+                accuracy_radius_km,
+                asn,
+                as_org: None,
+            }),
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -51,6 +96,10 @@ struct Answers {
     source_last_seen: Option<u64>,
     failures: u64,
     last_success: Option<u64>,
+    place: FuzzPlace,
+    country_last_seen: Option<u64>,
+    /// A previous located attempt: (speed, distance, time, coordinates, radius).
+    travel: Option<(Option<f64>, f64, u64, (f64, f64), u16)>,
     /// Make the n-th lookup fail.
     fail_at: Option<u8>,
 }
@@ -95,16 +144,46 @@ impl Lookups for Fake {
         self.tick()?;
         Ok(self.answers.last_success.filter(|t| *t >= since))
     }
+    fn place(&mut self, _rhost: &str) -> Result<Place, String> {
+        self.tick()?;
+        Ok(self.answers.place.place())
+    }
+    fn country_last_seen(&mut self, _s: &str, _country: &str) -> Result<Option<u64>, String> {
+        self.tick()?;
+        Ok(self.answers.country_last_seen)
+    }
+    fn travel(&mut self, _s: &str, _here: &GeoFacts, _now: u64) -> Result<Option<Travel>, String> {
+        self.tick()?;
+        Ok(self.answers.travel.map(
+            |(speed_kmh, distance_km, time, coordinates, accuracy_radius_km)| Travel {
+                speed_kmh,
+                distance_km,
+                previous: PreviousAttempt {
+                    time,
+                    rhost: "192.0.2.1".into(),
+                    country: Some("FR".into()),
+                    city: None,
+                    coordinates,
+                    accuracy_radius_km,
+                },
+            },
+        ))
+    }
 }
 
 /// A policy of up to 8 rules, each with up to 6 conditions picked from the
 /// registry's examples (so every condition, present and future, is fuzzed).
 fn generated(picks: &[(u8, u8, u8)]) -> Config {
     let examples = stepup_config::conditions::examples();
-    let mut text = String::from("[defaults]\naction = \"deny\"\ntime_zone = \"UTC\"\n");
+    // The location conditions need a [geoip] section (parsing does not open it).
+    let mut text = String::from(
+        "[geoip]\ndatabase = \"/var/lib/GeoIP/GeoLite2-City.mmdb\"\n[defaults]\naction = \"deny\"\ntime_zone = \"UTC\"\n",
+    );
     for (rule, chunk) in picks.chunks(6).take(8).enumerate() {
         let action = ["allow", "deny", "step_up"][rule % 3];
-        text.push_str(&format!("[[rule]]\nname = \"g{rule}\"\naction = \"{action}\"\n"));
+        text.push_str(&format!(
+            "[[rule]]\nname = \"g{rule}\"\naction = \"{action}\"\n"
+        ));
         let mut used = Vec::new();
         for (key, value, _) in chunk {
             let (key, values) = examples[usize::from(*key) % examples.len()];
@@ -112,7 +191,10 @@ fn generated(picks: &[(u8, u8, u8)]) -> Config {
                 continue;
             }
             used.push(key);
-            text.push_str(&format!("{key} = {}\n", values[usize::from(*value) % values.len()]));
+            text.push_str(&format!(
+                "{key} = {}\n",
+                values[usize::from(*value) % values.len()]
+            ));
         }
     }
     Config::from_str_named(Path::new("/etc/stepup/stepup.toml"), &text)
@@ -143,24 +225,39 @@ struct Input {
 fuzz_target!(|input: Input| {
     let all = policies();
     let built = (!input.picks.is_empty()).then(|| generated(&input.picks));
-    let config = built.as_ref().unwrap_or(&all[usize::from(input.policy) % all.len()]);
+    let config = built
+        .as_ref()
+        .unwrap_or(&all[usize::from(input.policy) % all.len()]);
     let ctx = AttemptContext {
         service: input.service,
         user: input.user,
         ruser: input.ruser,
         tty: input.tty,
         rhost: input.rhost,
-        command: input.command.map(|(path, args, runas_user, mode)| SudoCommand {
-            line: if args.is_empty() { path.clone() } else { format!("{path} {args}") },
-            path,
-            runas_user,
-            runas_group: String::new(),
-            cwd: "/".into(),
-            mode: [SudoMode::Command, SudoMode::Shell, SudoMode::LoginShell, SudoMode::Edit]
-                [usize::from(mode % 4)],
-            shell: mode % 2 == 1,
+        command: input
+            .command
+            .map(|(path, args, runas_user, mode)| SudoCommand {
+                line: if args.is_empty() {
+                    path.clone()
+                } else {
+                    format!("{path} {args}")
+                },
+                path,
+                runas_user,
+                runas_group: String::new(),
+                cwd: "/".into(),
+                mode: [
+                    SudoMode::Command,
+                    SudoMode::Shell,
+                    SudoMode::LoginShell,
+                    SudoMode::Edit,
+                ][usize::from(mode % 4)],
+                shell: mode % 2 == 1,
+            }),
+        login_key: input.login_key.map(|(key_type, fingerprint)| LoginKey {
+            key_type,
+            fingerprint,
         }),
-        login_key: input.login_key.map(|(key_type, fingerprint)| LoginKey { key_type, fingerprint }),
     };
     let origin = Origin {
         rhost: input.origin_rhost,
@@ -169,25 +266,45 @@ fuzz_target!(|input: Input| {
         session_started: input.session_started,
         session_source: "fuzz".into(),
     };
-    let secs = input.now.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    let secs = input
+        .now
+        .clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
     let Ok(now) = Timestamp::from_second(secs) else {
         return;
     };
     let subject = stepupd::attempt::subject_of(config, &ctx);
-    let attempt = Attempt { context: &ctx, subject, origin: &origin, now };
+    let attempt = Attempt {
+        context: &ctx,
+        subject,
+        origin: &origin,
+        now,
+    };
 
-    let mut fake = Fake { answers: input.answers.clone(), calls: 0 };
+    let mut fake = Fake {
+        answers: input.answers.clone(),
+        calls: 0,
+    };
     let decided = policy::decide(config, &attempt, &mut fake).map(|r| r.name.clone());
-    let mut fake2 = Fake { answers: input.answers.clone(), calls: 0 };
+    let mut fake2 = Fake {
+        answers: input.answers.clone(),
+        calls: 0,
+    };
     let again = policy::decide(config, &attempt, &mut fake2).map(|r| r.name.clone());
     assert_eq!(decided, again, "decide is not deterministic");
 
     let mut no_fail = input.answers.clone();
     no_fail.fail_at = None;
-    let mut fake3 = Fake { answers: no_fail.clone(), calls: 0 };
-    let mut fake4 = Fake { answers: no_fail, calls: 0 };
+    let mut fake3 = Fake {
+        answers: no_fail.clone(),
+        calls: 0,
+    };
+    let mut fake4 = Fake {
+        answers: no_fail,
+        calls: 0,
+    };
     let decided = policy::decide(config, &attempt, &mut fake3).expect("no lookup fails");
-    let (explained, traces) = policy::explain(config, &attempt, &mut fake4).expect("no lookup fails");
+    let (explained, traces) =
+        policy::explain(config, &attempt, &mut fake4).expect("no lookup fails");
     assert_eq!(decided.name, explained.name, "decide and explain disagree");
     assert_eq!(traces.len(), config.rules.len());
     let first = traces.iter().position(|t| t.matched);
@@ -197,7 +314,11 @@ fuzz_target!(|input: Input| {
     }
     for t in &traces {
         let all_hold = t.conditions.iter().all(|c| c.holds);
-        assert_eq!(t.matched, all_hold, "rule {} matched={} but conditions {:?}", t.rule, t.matched, t.conditions);
+        assert_eq!(
+            t.matched, all_hold,
+            "rule {} matched={} but conditions {:?}",
+            t.rule, t.matched, t.conditions
+        );
     }
     let _ = serde_json::to_string(&traces);
 });

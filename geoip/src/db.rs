@@ -70,11 +70,7 @@ impl Edition {
     /// parentheses and `=`), as MaxMind and DB-IP name their files; an
     /// in-house file is accepted if its type is named the same way.
     fn of(database_type: &str, slot: Slot) -> Option<Edition> {
-        let has = |word: &str| {
-            database_type
-                .split(['-', ' ', '(', ')', '='])
-                .any(|w| w == word)
-        };
+        let has = |word: &str| type_has_word(database_type, word);
         match slot {
             Slot::Location if has("City") || has("Enterprise") => Some(Edition::City),
             Slot::Location if has("Country") => Some(Edition::Country),
@@ -82,6 +78,14 @@ impl Edition {
             _ => None,
         }
     }
+}
+
+/// Does a `database_type` have this word (split at `-`, space, parentheses
+/// and `=`)?
+fn type_has_word(database_type: &str, word: &str) -> bool {
+    database_type
+        .split(['-', ' ', '(', ')', '='])
+        .any(|w| w == word)
 }
 
 /// Identifies the file behind a path: a replaced file (a new inode), one
@@ -302,6 +306,18 @@ impl GeoDatabases {
 
     pub fn asn_database(&self) -> Option<&OpenedDatabase> {
         self.asn.as_deref()
+    }
+
+    /// Do lookups give AS numbers? With an ASN file, yes. Without one, only
+    /// if the City file is of a kind that carries them under `traits`: its
+    /// type has the word `Enterprise` or `ISP` (GeoIP2-Enterprise, DB-IP's
+    /// Location+ISP files). GeoLite2-City and GeoIP2-City do not: known
+    /// from the type, not from the records, which may simply lack them.
+    pub fn carries_asn(&self) -> bool {
+        let city_type = self.location.database_type();
+        self.asn.is_some()
+            || type_has_word(city_type, "Enterprise")
+            || type_has_word(city_type, "ISP")
     }
 
     /// Verifies every file completely (see [`OpenedDatabase::verify`]).

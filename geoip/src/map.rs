@@ -25,7 +25,7 @@ use memmap2::Mmap;
 ///
 /// What stays is root writing into the mapped file in place (`cp new old`
 /// truncates and rewrites the same inode): the daemon could then read changed
-/// bytes or die with SIGBUS. docs/geoip.md tells admins to replace, not
+/// bytes or die with SIGBUS. docs/deploy.md tells admins to replace, not
 /// overwrite; root can break the daemon in many other ways too.
 pub(crate) fn map_read_only(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: see above: a root-owned file, replaced by rename, never written

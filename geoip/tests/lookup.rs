@@ -143,6 +143,19 @@ fn city_file_with_as_data_is_used_when_no_asn_database_is_configured() {
 }
 
 #[test]
+fn as_numbers_come_from_an_asn_file_or_an_enterprise_city_file() {
+    let dbs = generate();
+    let open = |city: &str, asn: Option<&str>| {
+        GeoDatabases::open(&dbs.path(city), asn.map(|a| dbs.path(a)).as_deref()).unwrap()
+    };
+    assert!(!open("city.mmdb", None).carries_asn());
+    assert!(!open("country.mmdb", None).carries_asn());
+    assert!(open("city.mmdb", Some("asn.mmdb")).carries_asn());
+    assert!(open("country.mmdb", Some("asn.mmdb")).carries_asn());
+    assert!(open("enterprise.mmdb", None).carries_asn());
+}
+
+#[test]
 fn ipv4_only_asn_file_knows_nothing_about_ipv6() {
     let dbs = generate();
     let geo = GeoDatabases::open(&dbs.path("city.mmdb"), Some(&dbs.path("asn-ipv4.mmdb"))).unwrap();
@@ -185,6 +198,34 @@ fn travel_between_looked_up_places() {
 }
 
 #[test]
+fn the_next_edition_moves_one_block_only() {
+    let dbs = generate();
+    let before = GeoDatabases::open(&dbs.path("city.mmdb"), None).unwrap();
+    let after = GeoDatabases::open(&dbs.path("city-moved.mmdb"), None).unwrap();
+    let moved = after.lookup(ip("192.0.2.10")).unwrap();
+    assert_eq!(moved.country.as_deref(), Some("DE"));
+    assert_eq!(moved.city.as_deref(), Some("Berlin"));
+    assert_eq!(
+        before.lookup(ip("192.0.2.10")).unwrap().country.as_deref(),
+        Some("FR")
+    );
+    for same in [
+        "192.0.2.200",
+        "198.51.100.7",
+        "203.0.113.1",
+        "2001:db8::1",
+        "203.0.113.200",
+    ] {
+        assert_eq!(
+            before.lookup(ip(same)).unwrap(),
+            after.lookup(ip(same)).unwrap(),
+            "{same}"
+        );
+    }
+    assert!(after.location_database().build_epoch() > before.location_database().build_epoch());
+}
+
+#[test]
 fn generator_is_deterministic() {
     let a = generate();
     let b = generate();
@@ -195,6 +236,7 @@ fn generator_is_deterministic() {
         "asn-ipv4.mmdb",
         "enterprise.mmdb",
         "anonymous.mmdb",
+        "city-moved.mmdb",
     ] {
         let x = std::fs::read(a.path(name)).unwrap();
         let y = std::fs::read(b.path(name)).unwrap();

@@ -7,6 +7,16 @@
 //! whose history condition (new_rhost, recent_failures, stepped_up_within)
 //! fails, so each one consults the (in-memory) history.
 //! `explain_100_rules`: the traced evaluation of the first policy.
+//! `decide_country_in_city_db` against `decide_rhost_in_same_shape`: what a
+//! location condition adds to a decision — the daemon's own lookup
+//! (`stepupd::geo::Geo::place`: a `stat` of the file to follow geoipupdate,
+//! the non-public test, the lookup in the mapped City file, the place built)
+//! — next to a policy of the same shape that decides on `rhost_in`. The City
+//! file is the test database (tests/geoip/make-test-mmdb.pl, written to a
+//! temporary directory; needs root and libmaxmind-db-writer-perl), or the
+//! City file STEPUP_GEOIP_BENCH_DB names (a real GeoLite2-City, or the
+//! ~45 MB one tests/geoip/make-bench-mmdb.pl writes, where the attempt's
+//! address is unknown: a full descent of a large tree).
 //!
 //! Run: `cargo bench -p stepupd --bench policy` (add `-- --quick` for a
 //! faster, rougher run).
@@ -18,6 +28,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
+use stepup_config::attempt::{GeoFacts, Place, Travel};
 use stepup_config::{Config, Scope};
 use stepupd::context::AttemptContext;
 use stepupd::policy::{self, Attempt, Lookups, Origin};
@@ -63,6 +74,24 @@ impl Lookups for FixedLookups {
         _scope: Scope,
         _attempt: &Attempt<'_>,
     ) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
+
+    /// The policies of this benchmark have no location conditions.
+    fn place(&mut self, _rhost: &str) -> Result<Place, String> {
+        Err("no location database in this benchmark".into())
+    }
+
+    fn country_last_seen(&mut self, _subject: &str, _country: &str) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
+
+    fn travel(
+        &mut self,
+        _subject: &str,
+        _here: &GeoFacts,
+        _now: u64,
+    ) -> Result<Option<Travel>, String> {
         Ok(None)
     }
 }
@@ -189,12 +218,124 @@ fn bench_policy(c: &mut Criterion) {
     });
 }
 
+/// Lookups whose place questions go to the daemon's location databases;
+/// everything else as [`FixedLookups`].
+struct GeoLookups {
+    geo: stepupd::geo::Geo,
+    fixed: FixedLookups,
+}
+
+impl Lookups for GeoLookups {
+    fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String> {
+        self.fixed.groups(user)
+    }
+    fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
+        self.fixed.source_last_seen(subject, rhost)
+    }
+    fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
+        self.fixed.failures_since(subject, since)
+    }
+    fn last_success(
+        &mut self,
+        subject: &str,
+        since: u64,
+        scope: Scope,
+        attempt: &Attempt<'_>,
+    ) -> Result<Option<u64>, String> {
+        self.fixed.last_success(subject, since, scope, attempt)
+    }
+    fn place(&mut self, rhost: &str) -> Result<Place, String> {
+        Ok(self.geo.place(rhost))
+    }
+    fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String> {
+        self.fixed.country_last_seen(subject, country)
+    }
+    fn travel(
+        &mut self,
+        subject: &str,
+        here: &GeoFacts,
+        now: u64,
+    ) -> Result<Option<Travel>, String> {
+        self.fixed.travel(subject, here, now)
+    }
+}
+
+/// A policy of one rule on the source (which does not match the attempt
+/// from Sydney), then the default.
+fn one_rule_on_the_source(database: &Path, condition: &str) -> Config {
+    let text = format!(
+        "[geoip]\ndatabase = \"{}\"\n{HEAD}\n[[rule]]\nname = \"from-home\"\naction = \"allow\"\nservice = [\"sudo\"]\n{condition}\n",
+        database.display()
+    );
+    Config::from_str_named(Path::new("bench.toml"), &text).expect("bench policy parses")
+}
+
+fn bench_geo(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/geoip/make-test-mmdb.pl");
+    let made = std::process::Command::new("perl")
+        .arg(&generator)
+        .arg(dir.path())
+        .status()
+        .expect("perl (and libmaxmind-db-writer-perl)");
+    assert!(made.success(), "make-test-mmdb.pl failed");
+    let test_city = dir.path().join("city.mmdb");
+    let city = std::env::var_os("STEPUP_GEOIP_BENCH_DB").map_or(test_city.clone(), Into::into);
+    let by_country = one_rule_on_the_source(&city, "country_in = [\"FR\"]");
+    let by_block = one_rule_on_the_source(&city, "rhost_in = [\"192.0.2.0/24\"]");
+    let settings = by_country.geoip.as_ref().expect("[geoip]");
+    let mut lookups = GeoLookups {
+        geo: stepupd::geo::Geo::open(settings).expect("the test City database opens"),
+        fixed: FixedLookups::new(0),
+    };
+    let context = AttemptContext {
+        service: "sudo".into(),
+        user: "alice".into(),
+        ruser: String::new(),
+        tty: String::new(),
+        rhost: RHOST.into(),
+        command: None,
+        login_key: None,
+    };
+    let origin = Origin {
+        rhost: RHOST.into(),
+        rhost_source: "PAM_RHOST".into(),
+        remote: true,
+        session_started: None,
+        session_source: "none".into(),
+    };
+    let attempt = Attempt {
+        context: &context,
+        subject: "alice",
+        origin: &origin,
+        now: NOW.parse().expect("timestamp"),
+    };
+    // From Sydney (198.51.100.0/24 in the test file): neither rule matches.
+    for config in [&by_country, &by_block] {
+        let rule = policy::decide(config, &attempt, &mut lookups).expect("decide");
+        assert_eq!(rule.name, "(default)");
+    }
+    if city == test_city {
+        let place = lookups.geo.place(RHOST);
+        assert!(
+            matches!(place, Place::Known(ref f) if f.country.as_deref() == Some("AU")),
+            "{place:?}"
+        );
+    }
+    c.bench_function("decide_country_in_city_db", |b| {
+        b.iter(|| policy::decide(black_box(&by_country), black_box(&attempt), &mut lookups))
+    });
+    c.bench_function("decide_rhost_in_same_shape", |b| {
+        b.iter(|| policy::decide(black_box(&by_block), black_box(&attempt), &mut lookups))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = bench_policy
+    targets = bench_policy, bench_geo
 }
 criterion_main!(benches);

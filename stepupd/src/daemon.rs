@@ -1,5 +1,5 @@
-//! Running the daemon: load config and store (refusing to start on either's
-//! error), own the bus name, serve until SIGTERM; SIGHUP reloads the policy
+//! Running the daemon: load config, store and the location databases a
+//! rule needs (refusing to start on any one's error), own the bus name, serve until SIGTERM; SIGHUP reloads the policy
 //! and keeps the old one if the new one is invalid. If the bus connection
 //! drops (dbus-daemon stopped or restarted) the daemon exits with failure
 //! so that its service manager starts it again on the new bus.
@@ -51,7 +51,9 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let config = Config::load_dir(&options.config_dir)?;
     let store = Store::open(&options.state_dir)?;
     let chain_resumed = audit::init(&options.state_dir, &config.audit.journal_socket)?;
-    let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()));
+    // Refuses to start on a database a rule needs, as on a bad config.
+    let geo = crate::geo::open_for(&config)?;
+    let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()).with_geo(geo));
     let (connection, owner_changes) = serve(&options.bus_address, &engine).await?;
     audit::event(
         "daemon_started",

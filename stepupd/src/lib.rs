@@ -11,6 +11,7 @@ pub mod caller;
 pub mod context;
 pub mod daemon;
 pub mod factors;
+pub mod geo;
 pub mod import;
 pub mod policy;
 pub mod service;

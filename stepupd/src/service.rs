@@ -326,6 +326,12 @@ impl Daemon1 {
                 "uptime_seconds".to_owned(),
                 self.engine.started.elapsed().as_secs().to_string(),
             ),
+            (
+                "geoip".to_owned(),
+                self.engine
+                    .geo()
+                    .map_or_else(|| "none".to_owned(), |geo| geo.summary()),
+            ),
         ]))
     }
 }

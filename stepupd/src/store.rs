@@ -9,10 +9,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
+use stepup_config::attempt::{GeoFacts, PreviousAttempt};
 use zeroize::Zeroizing;
 
 /// Schema version this build writes. A newer one on disk is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 const DB_FILE: &str = "stepup.db";
 
 /// The schema's migrations: `MIGRATIONS[n]` takes a store at version `n`
@@ -122,6 +123,22 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
                      PRIMARY KEY (user, fingerprint)
                  );
                  PRAGMA user_version = 5;
+                 COMMIT;",
+    // 5 → 6: where each source was located when its person was last let in
+    // from it (`[geoip]`), for `new_country` and `impossible_travel`; rows
+    // from before stay NULL (no location). One index per question: the
+    // latest time in a country is a seek, and so is the latest source with
+    // coordinates (a partial index holds only those).
+    "BEGIN;
+                 ALTER TABLE sources ADD COLUMN country TEXT;
+                 ALTER TABLE sources ADD COLUMN city TEXT;
+                 ALTER TABLE sources ADD COLUMN latitude REAL;
+                 ALTER TABLE sources ADD COLUMN longitude REAL;
+                 ALTER TABLE sources ADD COLUMN accuracy_radius INTEGER;
+                 ALTER TABLE sources ADD COLUMN asn INTEGER;
+                 CREATE INDEX sources_user_country_seen ON sources(user, country, last_seen);
+                 CREATE INDEX sources_user_located_seen ON sources(user, last_seen) WHERE latitude IS NOT NULL;
+                 PRAGMA user_version = 6;
                  COMMIT;",
 ];
 
@@ -597,18 +614,91 @@ impl Store {
             .optional()?)
     }
 
+    /// Remember that `user` was let in from `rhost` at `time`, and where
+    /// the location database put `rhost` then (`None`: no location). The
+    /// location is the one of the latest let-in from that address.
     pub fn mark_source_seen(
         &mut self,
         user: &str,
         rhost: &str,
         time: u64,
+        located: Option<&GeoFacts>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO sources (user, rhost, last_seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (user, rhost) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-            params![user, rhost, time],
-        )?;
+        let country = located.and_then(|l| l.country.as_deref());
+        let city = located.and_then(|l| l.city.as_deref());
+        let coordinates = located.and_then(|l| l.coordinates);
+        let radius = located.and_then(|l| l.accuracy_radius_km);
+        let asn = located.and_then(|l| l.asn);
+        // SET reads the old row on every right-hand side: the location is
+        // replaced only by a let-in at least as late as the one it records.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sources (user, rhost, last_seen, country, city, latitude, longitude, accuracy_radius, asn)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (user, rhost) DO UPDATE SET
+                   country = iif(excluded.last_seen >= last_seen, excluded.country, country),
+                   city = iif(excluded.last_seen >= last_seen, excluded.city, city),
+                   latitude = iif(excluded.last_seen >= last_seen, excluded.latitude, latitude),
+                   longitude = iif(excluded.last_seen >= last_seen, excluded.longitude, longitude),
+                   accuracy_radius = iif(excluded.last_seen >= last_seen, excluded.accuracy_radius, accuracy_radius),
+                   asn = iif(excluded.last_seen >= last_seen, excluded.asn, asn),
+                   last_seen = max(last_seen, excluded.last_seen)",
+            )?
+            .execute(params![
+                user,
+                rhost,
+                time,
+                country,
+                city,
+                coordinates.map(|c| c.0),
+                coordinates.map(|c| c.1),
+                radius,
+                asn
+            ])?;
         Ok(())
+    }
+
+    /// When `user` was last let in from an address located in `country`
+    /// (`new_country`).
+    pub fn country_last_seen(&self, user: &str, country: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT max(last_seen) FROM sources WHERE user = ?1 AND country = ?2")?
+            .query_row(params![user, country], |r| r.get(0))?)
+    }
+
+    /// `user`'s latest let-in from an address with coordinates
+    /// (`impossible_travel`).
+    pub fn last_located_source(&self, user: &str) -> Result<Option<PreviousAttempt>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT last_seen, rhost, country, city, latitude, longitude, accuracy_radius
+                 FROM sources WHERE user = ?1 AND latitude IS NOT NULL AND longitude IS NOT NULL
+                 ORDER BY last_seen DESC LIMIT 1",
+            )?
+            .query_row(params![user], |r| {
+                Ok(PreviousAttempt {
+                    time: r.get(0)?,
+                    rhost: r.get(1)?,
+                    country: r.get(2)?,
+                    city: r.get(3)?,
+                    coordinates: (r.get(4)?, r.get(5)?),
+                    accuracy_radius_km: r.get::<_, Option<u16>>(6)?.unwrap_or(0),
+                })
+            })
+            .optional()?)
+    }
+
+    /// Forget where sources were for let-ins before `before` (history
+    /// retention bounds location data too); the sources themselves stay,
+    /// for `new_rhost`. Returns how many rows lost their location.
+    pub fn forget_locations_before(&mut self, before: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE sources SET country = NULL, city = NULL, latitude = NULL, longitude = NULL, accuracy_radius = NULL, asn = NULL
+             WHERE last_seen < ?1 AND (country IS NOT NULL OR latitude IS NOT NULL OR asn IS NOT NULL)",
+            params![before],
+        )?)
     }
 
     /// The lockout row of a user, if any.
@@ -1019,13 +1109,11 @@ mod tests {
     #[test]
     fn a_version_3_store_gains_the_success_index_and_grace_lookups_use_it() {
         let dir = private_dir();
-        drop(Store::open(dir.path()).expect("open"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
-        conn.execute_batch(
-            "DROP INDEX history_user_outcome_time; DROP TABLE ssh_keys; DROP TABLE login_keys;
-             PRAGMA user_version = 3;",
-        )
-        .expect("make it a version 3 store");
+        for migration in &MIGRATIONS[..3] {
+            conn.execute_batch(migration)
+                .expect("make it a version 3 store");
+        }
         drop(conn);
         drop(Store::open(dir.path()).expect("migrate"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
@@ -1049,6 +1137,168 @@ mod tests {
             plan.iter().any(|l| l.contains("history_user_outcome_time")),
             "{plan:?}"
         );
+    }
+
+    /// Uses EXPLAIN QUERY PLAN to name the indexes a query uses.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan")
+            .query_map(params!["alice", "FR"], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
+    #[test]
+    fn a_version_5_store_keeps_its_rows_and_gains_locations() {
+        let dir = private_dir();
+        let path = dir.path().join(DB_FILE);
+        // A store as version 5 left it, with a source and a success.
+        let conn = Connection::open(&path).expect("raw open");
+        for migration in &MIGRATIONS[..5] {
+            conn.execute_batch(migration).expect("v5 schema");
+        }
+        conn.execute_batch(
+            "INSERT INTO sources (user, rhost, last_seen) VALUES ('alice', '192.0.2.10', 100);
+             INSERT INTO history (time, user, service, tty, rhost, method, outcome)
+               VALUES (100, 'alice', 'sshd', 'ssh', '192.0.2.10', 'totp', 'success');",
+        )
+        .expect("v5 rows");
+        drop(conn);
+
+        let mut store = Store::open(dir.path()).expect("migrate");
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 6);
+        assert_eq!(
+            store.source_last_seen("alice", "192.0.2.10").unwrap(),
+            Some(100)
+        );
+        assert_eq!(store.history("alice", 10).unwrap().len(), 1);
+        // The old row has no location.
+        let located: (Option<String>, Option<f64>, Option<i64>) = store
+            .conn
+            .query_row(
+                "SELECT country, latitude, asn FROM sources WHERE user = 'alice'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(located, (None, None, None));
+        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), None);
+        assert_eq!(store.last_located_source("alice").unwrap(), None);
+
+        // Both location questions are index seeks.
+        let by_country = plan(
+            &store.conn,
+            "SELECT max(last_seen) FROM sources WHERE user = ?1 AND country = ?2",
+        );
+        assert!(
+            by_country
+                .iter()
+                .any(|l| l.contains("sources_user_country_seen")),
+            "{by_country:?}"
+        );
+        let latest = plan(
+            &store.conn,
+            "SELECT last_seen FROM sources WHERE user = ?1 AND latitude IS NOT NULL AND longitude IS NOT NULL AND ?2 = ?2 ORDER BY last_seen DESC LIMIT 1",
+        );
+        assert!(
+            latest
+                .iter()
+                .any(|l| l.contains("sources_user_located_seen")),
+            "{latest:?}"
+        );
+        assert!(
+            !latest.iter().any(|l| l.contains("TEMP B-TREE")),
+            "{latest:?}"
+        );
+
+        // A new let-in from the old source records where it is.
+        store
+            .mark_source_seen("alice", "192.0.2.10", 200, Some(&paris()))
+            .unwrap();
+        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), Some(200));
+    }
+
+    fn paris() -> GeoFacts {
+        GeoFacts {
+            country: Some("FR".into()),
+            city: Some("Paris".into()),
+            coordinates: Some((48.8566, 2.3522)),
+            accuracy_radius_km: Some(20),
+            asn: Some(64496),
+            as_org: Some("Example Paris Telecom".into()),
+        }
+    }
+
+    #[test]
+    fn locations_follow_the_latest_let_in_and_are_pruned_with_history() {
+        let dir = private_dir();
+        let mut store = Store::open(dir.path()).expect("open");
+        let sydney = GeoFacts {
+            country: Some("AU".into()),
+            city: Some("Sydney".into()),
+            coordinates: Some((-33.8688, 151.2093)),
+            accuracy_radius_km: Some(20),
+            asn: Some(64498),
+            as_org: None,
+        };
+        store
+            .mark_source_seen("alice", "192.0.2.10", 1000, Some(&paris()))
+            .unwrap();
+        store
+            .mark_source_seen("alice", "198.51.100.7", 2000, Some(&sydney))
+            .unwrap();
+        store
+            .mark_source_seen("alice", "203.0.113.200", 3000, None)
+            .unwrap();
+        store
+            .mark_source_seen("bob", "192.0.2.11", 4000, Some(&paris()))
+            .unwrap();
+        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), Some(1000));
+        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), Some(2000));
+        assert_eq!(store.country_last_seen("alice", "DE").unwrap(), None);
+        // The latest located let-in: Sydney (the later one had no location).
+        let previous = store.last_located_source("alice").unwrap().unwrap();
+        assert_eq!(
+            previous,
+            PreviousAttempt {
+                time: 2000,
+                rhost: "198.51.100.7".into(),
+                country: Some("AU".into()),
+                city: Some("Sydney".into()),
+                coordinates: (-33.8688, 151.2093),
+                accuracy_radius_km: 20,
+            }
+        );
+        // An earlier let-in (a clock set back) does not overwrite the
+        // location of a later one; a later one does, also to "unknown".
+        store
+            .mark_source_seen("alice", "198.51.100.7", 1500, Some(&paris()))
+            .unwrap();
+        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), Some(2000));
+        store
+            .mark_source_seen("alice", "198.51.100.7", 2500, None)
+            .unwrap();
+        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), None);
+        assert_eq!(
+            store.last_located_source("alice").unwrap().unwrap().time,
+            1000
+        );
+
+        // Retention: locations of let-ins before the cut go, sources stay.
+        assert_eq!(store.forget_locations_before(1500).unwrap(), 1);
+        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), None);
+        assert_eq!(store.last_located_source("alice").unwrap(), None);
+        assert_eq!(
+            store.source_last_seen("alice", "192.0.2.10").unwrap(),
+            Some(1000)
+        );
+        assert_eq!(store.country_last_seen("bob", "FR").unwrap(), Some(4000));
+        assert_eq!(store.forget_locations_before(1500).unwrap(), 0);
     }
 
     #[test]
@@ -1101,8 +1351,12 @@ mod tests {
         assert_eq!(store.failures_since("bob", 0).unwrap(), 0);
 
         assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), None);
-        store.mark_source_seen("alice", "10.0.0.1", 500).unwrap();
-        store.mark_source_seen("alice", "10.0.0.1", 400).unwrap();
+        store
+            .mark_source_seen("alice", "10.0.0.1", 500, None)
+            .unwrap();
+        store
+            .mark_source_seen("alice", "10.0.0.1", 400, None)
+            .unwrap();
         assert_eq!(
             store.source_last_seen("alice", "10.0.0.1").unwrap(),
             Some(500)

@@ -35,6 +35,33 @@ pub struct Who {
     pub command: Option<(String, String, String)>,
     /// The fingerprint of the key an ssh login used (sshd's attempts only).
     pub login_key: Option<String>,
+    /// Where the location database put the source (`[geoip]`); boxed, as
+    /// most attempts have none and `Who` travels by value.
+    pub geo: Box<GeoTags>,
+}
+
+/// What the location database said about an attempt's source, for its
+/// events: `STEPUP_COUNTRY` and `STEPUP_ASN` when known, and
+/// `STEPUP_SPEED_KMH` when `impossible_travel` computed a speed. Empty:
+/// not known (or not asked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeoTags {
+    pub country: String,
+    pub asn: String,
+    pub speed_kmh: String,
+}
+
+impl GeoTags {
+    /// The fields that are known.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        [
+            ("country", self.country.as_str()),
+            ("asn", self.asn.as_str()),
+            ("speed_kmh", self.speed_kmh.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+    }
 }
 
 /// Longest command line an event carries; longer ones end in `…` (the
@@ -55,6 +82,7 @@ impl Default for Who {
             caller: CALLER_PAM,
             command: None,
             login_key: None,
+            geo: Box::default(),
         }
     }
 }
@@ -100,6 +128,7 @@ impl Who {
                 .as_ref()
                 .map(|c| (capped(&c.line), c.runas_user.clone(), c.runas_group.clone())),
             login_key: context.login_key.as_ref().map(|k| k.fingerprint.clone()),
+            geo: Box::default(),
         }
     }
 
@@ -129,6 +158,7 @@ impl Who {
     /// An audit event about this attempt: its fields, then `extra`.
     pub fn event(&self, name: &str, extra: &[(&str, &str)]) {
         let mut fields = self.fields();
+        fields.extend(self.geo.fields());
         fields.extend_from_slice(extra);
         audit::event(name, &fields);
     }

@@ -39,6 +39,11 @@
 # | asn-ipv4.mmdb    | GeoLite2-ASN         | as asn.mmdb, but an IPv4-only tree (ip_version 4)             |
 # | enterprise.mmdb  | GeoIP2-Enterprise    | as city.mmdb plus traits.autonomous_system_{number,organization} |
 # | anonymous.mmdb   | GeoIP2-Anonymous-IP  | is_anonymous, is_anonymous_vpn: a type stepup must refuse     |
+# | city-moved.mmdb  | GeoLite2-City        | as city.mmdb, a later edition: 192.0.2.0/25 moved to DE, Berlin (2) |
+#
+# (2) For tests of a database replaced while the daemon runs: the same
+#     addresses, one block placed elsewhere, built a month later
+#     (2024-02-01), so a test can tell which file answered.
 #
 # Field layout follows MaxMind's GeoIP2/GeoLite2 schemas: country.iso_code,
 # country.names.en, city.names.en, location.latitude / longitude /
@@ -160,7 +165,9 @@ my %RECORD_FOR = (
 );
 
 sub write_db {
-    my ( $file, $type, $ip_version ) = @_;
+    my ( $file, $type, $ip_version, $places, $build_epoch ) = @_;
+    $places      //= \@PLACES;
+    $build_epoch //= $BUILD_EPOCH;
     my $tree = MaxMind::DB::Writer::Tree->new(
         ip_version               => $ip_version,
         record_size              => 24,
@@ -172,9 +179,9 @@ sub write_db {
         # The documentation ranges are "reserved"; the writer drops reserved
         # networks unless told not to.
         remove_reserved_networks => 0,
-        _build_epoch             => $BUILD_EPOCH,
+        _build_epoch             => $build_epoch,
     );
-    for my $place (@PLACES) {
+    for my $place (@$places) {
         next if $ip_version == 4 && $place->{network} =~ /:/;
         $tree->insert_network( $place->{network}, $RECORD_FOR{$type}->($place) );
     }
@@ -193,3 +200,15 @@ write_db( 'asn.mmdb',        'GeoLite2-ASN',        6 );
 write_db( 'asn-ipv4.mmdb',   'GeoLite2-ASN',        4 );
 write_db( 'enterprise.mmdb', 'GeoIP2-Enterprise',   6 );
 write_db( 'anonymous.mmdb',  'GeoIP2-Anonymous-IP', 6 );
+
+# See (2) above: 192.0.2.0/25 is in Berlin in the next edition.
+my @MOVED = map {
+    $_->{network} eq '192.0.2.0/25'
+      ? {
+        %$_,
+        country => 'DE', country_name => 'Germany', city => 'Berlin',
+        lat     => 52.52, lon => 13.405, radius => 10, tz => 'Europe/Berlin',
+      }
+      : $_
+} @PLACES;
+write_db( 'city-moved.mmdb', 'GeoLite2-City', 6, \@MOVED, 1_706_745_600 );

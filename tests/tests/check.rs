@@ -150,12 +150,28 @@ fn shipped_default_and_demo_configs_pass_check() {
 #[test]
 fn every_toml_example_in_the_docs_passes_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The examples name the usual GeoIP paths; check opens and reads the
+    // files, so they become the generated test databases here.
+    let dbs = stepup_tests::geo::GeoDbs::generate();
+    let geoip_paths = [
+        ("/var/lib/GeoIP/GeoLite2-City.mmdb", dbs.path("city.mmdb")),
+        (
+            "/var/lib/GeoIP/GeoLite2-Country.mmdb",
+            dbs.path("country.mmdb"),
+        ),
+        ("/var/lib/GeoIP/GeoLite2-ASN.mmdb", dbs.path("asn.mmdb")),
+    ];
     let mut examples = 0;
     for doc in ["docs/policy.md", "README.md"] {
         let text = fs::read_to_string(root.join(doc)).unwrap();
         for block in text.split("```toml\n").skip(1) {
             let example = block.split("```").next().unwrap();
-            let dir = config_dir(example);
+            let example = geoip_paths
+                .iter()
+                .fold(example.to_owned(), |text, (usual, test)| {
+                    text.replace(usual, &test.display().to_string())
+                });
+            let dir = config_dir(&example);
             let out = check(dir.path());
             assert!(
                 out.status.success(),

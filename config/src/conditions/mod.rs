@@ -15,7 +15,7 @@
 //! docs/architecture.md).
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
 use std::fmt::{self, Display};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
@@ -24,12 +24,16 @@ use jiff::Timestamp;
 use serde::de::{DeserializeOwned, MapAccess};
 
 use crate::Zone;
-use crate::attempt::{Attempt, Lookups};
+use crate::attempt::{Attempt, Lookups, Place};
 use crate::hostpattern::ParsedRhost;
 
+pub mod asn;
 pub mod command;
+pub mod country;
 pub mod group;
+pub mod impossible_travel;
 pub mod login_key;
+pub mod new_country;
 pub mod new_rhost;
 pub mod recent_failures;
 pub mod remote;
@@ -277,11 +281,33 @@ registry! {
     rhost::Rhost,
     time::Time,
     session_age::SessionAge,
+    country::Country,
+    asn::Asn,
     group::Group,
     new_rhost::NewRhost,
     login_key::NewLoginKey,
     recent_failures::RecentFailures,
     stepped_up_within::SteppedUpWithin,
+    new_country::NewCountry,
+    impossible_travel::ImpossibleTravel,
+}
+
+/// The conditions that need a location database (`[geoip] database`).
+pub fn needs_location(key: &str) -> bool {
+    [
+        country::Country::KEYS,
+        asn::Asn::KEYS,
+        new_country::NewCountry::KEYS,
+        impossible_travel::ImpossibleTravel::KEYS,
+    ]
+    .concat()
+    .contains(&key)
+}
+
+/// The conditions that need AS numbers (`[geoip] asn_database`, or a City
+/// file that carries them).
+pub fn needs_asn(key: &str) -> bool {
+    asn::Asn::KEYS.contains(&key)
 }
 
 fn order_of(key: &str) -> usize {
@@ -297,6 +323,8 @@ pub struct Facts<'a> {
     local: RefCell<Vec<(String, usize, u16)>>,
     /// PAM_USER's groups, asked of `Lookups` at most once.
     groups: RefCell<Option<Option<Vec<String>>>>,
+    /// Where the source address is, asked of `Lookups` at most once.
+    place: RefCell<Option<Place>>,
 }
 
 impl<'a> Facts<'a> {
@@ -305,7 +333,30 @@ impl<'a> Facts<'a> {
             rhost: ParsedRhost::new(&attempt.origin.rhost),
             local: RefCell::new(Vec::new()),
             groups: RefCell::new(None),
+            place: RefCell::new(None),
         }
+    }
+
+    /// Where the attempt's source address is (`Place::Local` without one),
+    /// asked of `lookups` at most once per decision.
+    pub fn place(
+        &self,
+        attempt: &Attempt<'_>,
+        lookups: &mut dyn Lookups,
+    ) -> Result<Ref<'_, Place>, String> {
+        static LOCAL: Place = Place::Local;
+        if self.place.borrow().is_none() {
+            let rhost = &attempt.origin.rhost;
+            let place = if rhost.is_empty() {
+                Place::Local
+            } else {
+                lookups.place(rhost)?
+            };
+            *self.place.borrow_mut() = Some(place);
+        }
+        Ok(Ref::map(self.place.borrow(), |p| {
+            p.as_ref().unwrap_or(&LOCAL)
+        }))
     }
 
     pub fn rhost(&self) -> &ParsedRhost<'a> {
@@ -384,6 +435,27 @@ pub fn ago(now: u64, then: u64) -> String {
     format!("{}s ago", now.saturating_sub(then))
 }
 
+/// Deserializes a string value through `FromStr`, failing inside the
+/// deserializer's own call so that toml puts the value's position (the list
+/// element, not the list) on the error.
+pub(crate) fn deserialize_parsed<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr<Err = String>,
+{
+    struct Parsed<T>(&'static str, std::marker::PhantomData<T>);
+    impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for Parsed<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            v.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Parsed(expecting, std::marker::PhantomData))
+}
+
 /// The fuzzer's check that a value prints back to itself.
 pub fn round_trips<T>(value: &T, what: &str) -> Result<(), String>
 where
@@ -439,3 +511,6 @@ impl NameList {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod geo_tests;

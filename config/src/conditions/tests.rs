@@ -6,10 +6,14 @@ use std::path::Path;
 
 use super::*;
 use crate::Config;
-use crate::attempt::{AttemptContext, Origin};
+use crate::attempt::{AttemptContext, GeoFacts, Origin, Place, PreviousAttempt, Travel};
+
+/// A `[geoip]` section for policies whose conditions need one (the files
+/// are not opened when a configuration is parsed).
+pub(super) const GEOIP: &str = "[geoip]\ndatabase = \"/var/lib/GeoIP/GeoLite2-City.mmdb\"\n";
 
 fn rule_with(key: &str, value: &str) -> Result<Config, crate::ConfigError> {
-    let text = format!("[[rule]]\nname = \"r\"\naction = \"allow\"\n{key} = {value}\n");
+    let text = format!("{GEOIP}[[rule]]\nname = \"r\"\naction = \"allow\"\n{key} = {value}\n");
     Config::from_str_named(Path::new("stepup.toml"), &text)
 }
 
@@ -20,7 +24,7 @@ fn every_key_is_unique_and_a_rule_key() {
         assert!(!keys[..i].contains(key), "{key} registered twice");
         assert!(crate::rule_keys().contains(key), "{key} is not a rule key");
     }
-    assert!(keys.len() >= 18, "{keys:?}");
+    assert!(keys.len() >= 24, "{keys:?}");
 }
 
 /// The fuzzer builds policies from these examples: each must parse, keep
@@ -118,6 +122,33 @@ impl Lookups for NoLookups {
     ) -> Result<Option<u64>, String> {
         Ok(Some(since + 1))
     }
+    fn place(&mut self, _: &str) -> Result<Place, String> {
+        Ok(Place::Known(GeoFacts {
+            country: Some("AU".into()),
+            city: Some("Sydney".into()),
+            coordinates: Some((-33.8688, 151.2093)),
+            accuracy_radius_km: Some(20),
+            asn: Some(64498),
+            as_org: Some("Example Sydney Net".into()),
+        }))
+    }
+    fn country_last_seen(&mut self, _: &str, _: &str) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
+    fn travel(&mut self, _: &str, _: &GeoFacts, now: u64) -> Result<Option<Travel>, String> {
+        Ok(Some(Travel {
+            speed_kmh: Some(101_524.6),
+            distance_km: 16_920.8,
+            previous: PreviousAttempt {
+                time: now - 600,
+                rhost: "192.0.2.10".into(),
+                country: Some("FR".into()),
+                city: Some("Paris".into()),
+                coordinates: (48.8566, 2.3522),
+                accuracy_radius_km: 20,
+            },
+        }))
+    }
 }
 
 /// The phrase each condition gives a prompt's reason when it holds.
@@ -183,10 +214,36 @@ fn each_condition_has_a_short_phrase_for_people() {
             r#"{ within = "1h" }"#,
             Some("after a step-up within 1h"),
         ),
+        ("country_in", r#"["AU"]"#, Some("from AU (203.0.113.5)")),
+        (
+            "country_not_in",
+            r#"["FR", "DE"]"#,
+            Some("from AU (203.0.113.5), outside FR and DE"),
+        ),
+        (
+            "asn_in",
+            "[64498]",
+            Some("from network AS64498, Example Sydney Net (203.0.113.5)"),
+        ),
+        (
+            "asn_not_in",
+            "[64496, 64497]",
+            Some("from network AS64498, Example Sydney Net (203.0.113.5), not AS64496 or AS64497"),
+        ),
+        (
+            "new_country",
+            r#""90d""#,
+            Some("from a new country (AU, 203.0.113.5)"),
+        ),
+        (
+            "impossible_travel",
+            r#""900km/h""#,
+            Some("an impossible journey from Paris, FR (192.0.2.10) 600s ago (101525 km/h)"),
+        ),
     ];
     for (key, value, phrase) in cases {
         let text = format!(
-            "[defaults]\ntime_zone = \"UTC\"\n[[rule]]\nname = \"r\"\naction = \"allow\"\n{key} = {value}\n"
+            "{GEOIP}[defaults]\ntime_zone = \"UTC\"\n[[rule]]\nname = \"r\"\naction = \"allow\"\n{key} = {value}\n"
         );
         let config = Config::from_str_named(Path::new("stepup.toml"), &text).unwrap();
         let condition = config.rules[0].when.iter().next().unwrap();

@@ -9,7 +9,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 /// A temporary directory holding city.mmdb, country.mmdb, asn.mmdb,
-/// asn-ipv4.mmdb, enterprise.mmdb and anonymous.mmdb.
+/// asn-ipv4.mmdb, enterprise.mmdb, anonymous.mmdb and city-moved.mmdb.
 pub struct TestDbs {
     pub dir: TempDir,
 }

@@ -90,9 +90,21 @@ impl Engine {
     pub fn prune_history(&self) {
         let retention = self.config().history.retention.0.as_secs();
         let before = unix_now().saturating_sub(retention);
-        match lock(&self.store).prune_history(before) {
-            Ok(0) => {}
-            Ok(n) => audit::event("history_pruned", &[("rows", &n.to_string())]),
+        let mut store = lock(&self.store);
+        let pruned = store.prune_history(before).and_then(|rows| {
+            let located = store.forget_locations_before(before)?;
+            Ok((rows, located))
+        });
+        drop(store);
+        match pruned {
+            Ok((0, 0)) => {}
+            Ok((rows, located)) => audit::event(
+                "history_pruned",
+                &[
+                    ("rows", &rows.to_string()),
+                    ("locations", &located.to_string()),
+                ],
+            ),
             Err(e) => audit::event("store_error", &[("error", &e.to_string())]),
         }
     }

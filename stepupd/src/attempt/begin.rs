@@ -22,8 +22,8 @@ impl Engine {
             origin: &origin,
             now: Timestamp::now(),
         };
-        let who = Who::begin(&ctx, &subject, &origin.rhost);
-        let (rule, grace) = match self.evaluate(&config, &attempt) {
+        let mut who = Who::begin(&ctx, &subject, &origin.rhost);
+        let (rule, grace) = match self.evaluate(&config, &attempt, &mut who) {
             Ok(decided) => decided,
             Err(e) => {
                 self.end(&who, Outcome::Unavailable, &Ending::default());
@@ -153,7 +153,7 @@ impl Engine {
                 ),
             ));
         }
-        let reason = policy::reason(config, rule, attempt, &mut StoreLookups::new(&self.store))
+        let reason = policy::reason(config, rule, attempt, &mut self.lookups())
             .map_err(DaemonError::Failed)?;
         let id = self.open_session(config, owner, rule, who, &methods, note, reason.is_some())?;
         match reason {

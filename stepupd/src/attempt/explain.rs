@@ -24,7 +24,7 @@ impl Engine {
             origin: &origin,
             now: at.unwrap_or_else(Timestamp::now),
         };
-        let mut lookups = StoreLookups::new(&self.store);
+        let mut lookups = self.lookups();
         let (rule, rules) =
             policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
         let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
@@ -82,6 +82,9 @@ impl Engine {
             max_tries: rule.max_tries,
             enrolled,
             policy_hash: config.hash.clone(),
+            location: (!origin.rhost.is_empty())
+                .then(|| lookups.place_if_configured(&origin.rhost))
+                .flatten(),
         })
     }
 }
@@ -134,4 +137,7 @@ pub struct Explanation {
     pub max_tries: u32,
     pub enrolled: Vec<EnrolledFactor>,
     pub policy_hash: String,
+    /// Where the location databases put the source (`[geoip]` and a source
+    /// address only).
+    pub location: Option<Place>,
 }

@@ -18,18 +18,51 @@ pub(super) fn grace_earned(
     lookups.last_success(attempt.subject, since, rule.grace_scope, attempt)
 }
 
-/// NSS and the store, for policy evaluation; groups are looked up once per attempt.
+/// NSS, the store and the location databases, for policy evaluation;
+/// groups and the source's place are looked up once per attempt.
 pub(super) struct StoreLookups<'e> {
     store: &'e Mutex<Store>,
     groups: Option<(String, Option<Vec<String>>)>,
+    geo: Option<Arc<Geo>>,
+    place: Option<(String, Place)>,
+    /// The speed `impossible_travel` computed, for `STEPUP_SPEED_KMH`.
+    speed_kmh: Option<f64>,
 }
 
 impl<'e> StoreLookups<'e> {
-    pub(super) fn new(store: &'e Mutex<Store>) -> Self {
+    pub(super) fn new(store: &'e Mutex<Store>, geo: Option<Arc<Geo>>) -> Self {
         Self {
             store,
             groups: None,
+            geo,
+            place: None,
+            speed_kmh: None,
         }
+    }
+
+    /// Where `rhost` is, if location databases are configured: asked again
+    /// only for another address.
+    pub(super) fn place_if_configured(&mut self, rhost: &str) -> Option<Place> {
+        self.geo.as_ref()?;
+        self.place(rhost).ok()
+    }
+
+    /// The attempt's tags for its events: its country and AS number when
+    /// the source is a known place (looked up now if the decision did not),
+    /// and the travel speed if `impossible_travel` computed one.
+    pub(super) fn tags(&mut self, rhost: &str) -> GeoTags {
+        let mut tags = GeoTags::default();
+        if rhost.is_empty() {
+            return tags;
+        }
+        if let Some(Place::Known(facts)) = self.place_if_configured(rhost) {
+            tags.country = facts.country.unwrap_or_default();
+            tags.asn = facts.asn.map(|n| n.to_string()).unwrap_or_default();
+        }
+        if let Some(speed) = self.speed_kmh {
+            tags.speed_kmh = format!("{speed:.0}");
+        }
+        tags
     }
 }
 
@@ -90,6 +123,42 @@ impl Lookups for StoreLookups<'_> {
         // clock jump never extends a grace window.
         let now = u64::try_from(attempt.now.as_second()).unwrap_or(0);
         Ok(last.filter(|&t| t <= now))
+    }
+
+    fn place(&mut self, rhost: &str) -> Result<Place, String> {
+        if let Some((cached, place)) = &self.place
+            && cached == rhost
+        {
+            return Ok(place.clone());
+        }
+        let geo = self.geo.as_ref().ok_or(
+            "the policy has location conditions but no [geoip] database is open (see the geoip_unusable event)",
+        )?;
+        let place = geo.place(rhost);
+        self.place = Some((rhost.to_owned(), place.clone()));
+        Ok(place)
+    }
+
+    fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String> {
+        lock(self.store)
+            .country_last_seen(subject, country)
+            .map_err(|e| e.to_string())
+    }
+
+    fn travel(
+        &mut self,
+        subject: &str,
+        here: &GeoFacts,
+        now: u64,
+    ) -> Result<Option<Travel>, String> {
+        let previous = lock(self.store)
+            .last_located_source(subject)
+            .map_err(|e| e.to_string())?;
+        let travel = previous.and_then(|p| geo::travel(p, here, now));
+        if let Some(speed) = travel.as_ref().and_then(|t| t.speed_kmh) {
+            self.speed_kmh = Some(speed);
+        }
+        Ok(travel)
     }
 }
 

@@ -21,11 +21,14 @@ use crate::context::AttemptContext;
 use crate::factors::fido2::touch::{TouchWait, authenticator_for};
 use crate::factors::recovery;
 use crate::factors::totp::{self, Verdict as TotpVerdict};
+use crate::geo::{self, Geo};
 use crate::policy::{self, Attempt, Lookups, Origin, RuleTrace};
 use crate::sessions::{Session, SessionTable, Stage};
 use crate::store::{HistoryColumn, HistoryEntry, LockoutRow, Store, StoreError, TotpCredential};
 use crate::utmp;
+use crate::who::GeoTags;
 pub use crate::who::Who;
+use stepup_config::attempt::{GeoFacts, Place, Travel};
 
 mod admin;
 mod agent;
@@ -85,6 +88,9 @@ pub struct Engine {
     sudo_steps: Mutex<sudo_link::SudoSteps>,
     pub config_dir: PathBuf,
     pub started: Instant,
+    /// The location databases in force (`[geoip]`), replaced with the
+    /// configuration.
+    geo: RwLock<Option<Arc<Geo>>>,
 }
 
 fn unix_now() -> u64 {
@@ -113,7 +119,30 @@ impl Engine {
             sudo_steps: Mutex::new(sudo_link::SudoSteps::default()),
             config_dir,
             started: Instant::now(),
+            geo: RwLock::new(None),
         }
+    }
+
+    /// Puts these location databases in force (start; `geo::open_for`).
+    pub fn with_geo(self, geo: Option<Geo>) -> Self {
+        *self
+            .geo
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = geo.map(Arc::new);
+        self
+    }
+
+    /// The location databases in force, if any.
+    pub fn geo(&self) -> Option<Arc<Geo>> {
+        self.geo
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What policy evaluation asks of NSS, the store and the databases.
+    fn lookups(&self) -> StoreLookups<'_> {
+        StoreLookups::new(&self.store, self.geo())
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -133,13 +162,33 @@ impl Engine {
     }
 
     /// Re-read the config directory. Only a fully valid configuration
-    /// replaces the one in force; otherwise it stays and the reason is logged.
+    /// (with its location databases, when a rule needs them) replaces the
+    /// one in force; otherwise it stays and the reason is logged.
     pub fn reload(&self) -> Result<Arc<Config>, stepup_config::ConfigError> {
-        match Config::load_dir(&self.config_dir) {
-            Ok(config) => {
+        let loaded = Config::load_dir(&self.config_dir)
+            .and_then(|config| self.geo_for(&config).map(|geo| (config, geo)));
+        match loaded {
+            Ok((config, geo)) => {
                 let rules = config.rules.len().to_string();
                 let hash = config.hash.clone();
-                self.replace_config(config);
+                // Databases go in before a policy that may need them and out
+                // only after one that needs none, so a policy read after
+                // the swap has its databases. (An attempt that read the old
+                // policy just before [geoip] was removed may find them gone:
+                // it fails closed, `place` answering an error.)
+                let set_geo = |geo| {
+                    *self
+                        .geo
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = geo;
+                };
+                if geo.is_some() {
+                    set_geo(geo);
+                    self.replace_config(config);
+                } else {
+                    self.replace_config(config);
+                    set_geo(None);
+                }
                 audit::event("config_loaded", &[("rules", &rules), ("hash", &hash)]);
                 Ok(self.config())
             }
@@ -150,6 +199,20 @@ impl Engine {
                 );
                 Err(e)
             }
+        }
+    }
+
+    /// The location databases for a configuration being reloaded: the ones
+    /// in force, looked at again, if it names the same files; else opened
+    /// anew (`geo::open_for`).
+    fn geo_for(&self, config: &Config) -> Result<Option<Arc<Geo>>, stepup_config::ConfigError> {
+        match (&config.geoip, self.geo()) {
+            (Some(settings), Some(geo)) if geo.same_files(settings) => {
+                geo.reload();
+                geo.check_asn(config)?;
+                Ok(Some(geo))
+            }
+            _ => Ok(geo::open_for(config)?.map(Arc::new)),
         }
     }
 
@@ -168,14 +231,19 @@ impl Engine {
             .map_err(failed)
     }
 
-    /// Remember that `who` was let in from their source (for `new_rhost`).
     /// Remember what an allowed attempt makes known: its source address
-    /// (for `new_rhost`) and its login key (for `new_login_key`).
+    /// (for `new_rhost`) with where the location databases put it (for
+    /// `new_country` and `impossible_travel`), and its login key (for
+    /// `new_login_key`).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
+        let place = (!who.rhost.is_empty())
+            .then(|| self.geo().map(|geo| geo.place(&who.rhost)))
+            .flatten();
         let mut store = lock(&self.store);
         if !who.rhost.is_empty() {
+            let located = place.as_ref().and_then(Place::known);
             store
-                .mark_source_seen(&who.subject, &who.rhost, unix_now())
+                .mark_source_seen(&who.subject, &who.rhost, unix_now(), located)
                 .map_err(failed)?;
         }
         if let Some(fingerprint) = &who.login_key {
@@ -267,15 +335,18 @@ impl Engine {
         Ok((offered, note))
     }
 
-    /// Evaluate the policy for an attempt: (rule, when grace was earned if it applies).
+    /// Evaluate the policy for an attempt: (rule, when grace was earned if
+    /// it applies). Tags `who` with where its source is.
     fn evaluate<'c>(
         &self,
         config: &'c Config,
         attempt: &Attempt<'_>,
+        who: &mut Who,
     ) -> Result<(&'c Rule, Option<u64>), DaemonError> {
-        let mut lookups = StoreLookups::new(&self.store);
+        let mut lookups = self.lookups();
         let rule = policy::decide(config, attempt, &mut lookups).map_err(DaemonError::Failed)?;
         let grace = grace_earned(rule, attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        *who.geo = lookups.tags(&attempt.origin.rhost);
         Ok((rule, grace))
     }
 

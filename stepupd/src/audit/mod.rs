@@ -322,6 +322,7 @@ mod tests {
             include_str!("../attempt/respond.rs"),
             include_str!("../daemon.rs"),
             include_str!("../service.rs"),
+            include_str!("../geo.rs"),
         );
         let mut found = 0;
         // `audit::event("name"` and `who.event("name"` (an attempt's events).

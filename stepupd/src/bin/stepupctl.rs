@@ -337,9 +337,17 @@ fn online(
     })
 }
 
-/// `stepupctl check`: loads the configuration offline and sums it up.
+/// `stepupctl check`: loads the configuration offline and sums it up. The
+/// location databases it names are opened, trusted and read through, and
+/// `asn_in` needs one that gives AS numbers.
 fn check(config_dir: &std::path::Path) -> Result<()> {
     let config = Config::load_dir(config_dir)?;
+    if let Some(settings) = &config.geoip {
+        let geo = stepupd::geo::Geo::open(settings)?;
+        geo.verify()?;
+        geo.check_asn(&config)?;
+        println!("geoip: {}: every record reads", geo.summary());
+    }
     for warning in config.warnings() {
         println!("{warning}");
     }
@@ -804,6 +812,10 @@ fn render_attempt(out: &mut String, e: &serde_json::Value) {
         s(&origin["rhost_source"]),
         s(&origin["session_source"])
     );
+    let place = e.get("location").cloned().unwrap_or_default();
+    if let Ok(place) = serde_json::from_value::<stepup_config::attempt::Place>(place) {
+        let _ = writeln!(out, "Location: {}", place.describe(&s(&origin["rhost"])));
+    }
     let _ = writeln!(out);
 }
 

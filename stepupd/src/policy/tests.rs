@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use jiff::Timestamp;
+use stepup_config::attempt::{GeoFacts, Place, Travel};
 use stepup_config::{Action, Config, DEFAULT_RUSER_SERVICES, HostPattern, Scope};
 
 use super::*;
@@ -132,11 +133,19 @@ enum Call {
         since: u64,
         scope: Scope,
     },
+    Place(String),
+    CountryLastSeen {
+        subject: String,
+        country: String,
+    },
+    Travel {
+        subject: String,
+    },
 }
 
 impl Call {
     fn is_history(&self) -> bool {
-        !matches!(self, Self::Groups(_))
+        !matches!(self, Self::Groups(_) | Self::Place(_))
     }
 }
 
@@ -238,6 +247,36 @@ impl Lookups for Fake {
             .filter(|(s, t)| *s == scope && *t >= since)
             .map(|(_, t)| *t)
             .max())
+    }
+
+    /// No location database in these tests (tests/tests/geo.rs has the
+    /// real ones): every address is unknown.
+    fn place(&mut self, rhost: &str) -> Result<Place, String> {
+        self.calls.push(Call::Place(rhost.into()));
+        self.fail()?;
+        Ok(Place::Unknown)
+    }
+
+    fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String> {
+        self.calls.push(Call::CountryLastSeen {
+            subject: subject.into(),
+            country: country.into(),
+        });
+        self.fail()?;
+        Ok(None)
+    }
+
+    fn travel(
+        &mut self,
+        subject: &str,
+        _here: &GeoFacts,
+        _now: u64,
+    ) -> Result<Option<Travel>, String> {
+        self.calls.push(Call::Travel {
+            subject: subject.into(),
+        });
+        self.fail()?;
+        Ok(None)
     }
 }
 
