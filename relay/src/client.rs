@@ -150,6 +150,12 @@ fn classify(e: DaemonError) -> LinkError {
             LinkError::Unavailable(format!("stepupd lost the attempt (restarted?): {msg}"))
         }
         DaemonError::AccessDenied(msg) => LinkError::Unavailable(format!("access denied: {msg}")),
+        // The daemon is up, but the shared store it needs is not: as if
+        // the daemon were down (failmode decides before a prompt; after
+        // one, the relay fails closed whatever failmode says).
+        DaemonError::Unavailable(msg) => {
+            LinkError::Unavailable(format!("stepupd cannot reach its store: {msg}"))
+        }
         DaemonError::InvalidArgument(msg)
         | DaemonError::NotFound(msg)
         | DaemonError::Failed(msg) => LinkError::Refused(msg),

@@ -26,8 +26,8 @@ impl Engine {
         };
         let mut lookups = StoreLookups::new(&self.store);
         let (rule, rules) =
-            policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
-        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
+            policy::explain(&config, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
         let enrolled: Vec<EnrolledFactor> = lock(&self.store)
             .list(&subject)
             .map_err(failed)?
@@ -42,7 +42,7 @@ impl Engine {
             .collect();
         // What the person would be told before the prompt.
         let reason = if rule.action == Action::StepUp && grace.is_none() {
-            policy::reason(&config, rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?
+            policy::reason(&config, rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?
         } else {
             None
         };

@@ -20,16 +20,35 @@ pub(super) fn grace_earned(
 
 /// NSS and the store, for policy evaluation; groups are looked up once per attempt.
 pub(super) struct StoreLookups<'e> {
-    store: &'e Mutex<Store>,
+    store: &'e Mutex<Box<dyn Store>>,
     groups: Option<(String, Option<Vec<String>>)>,
+    /// A lookup found the shared store unreachable (the policy's error
+    /// messages are text; this keeps what kind of failure it was).
+    unreachable: bool,
 }
 
 impl<'e> StoreLookups<'e> {
-    pub(super) fn new(store: &'e Mutex<Store>) -> Self {
+    pub(super) fn new(store: &'e Mutex<Box<dyn Store>>) -> Self {
         Self {
             store,
             groups: None,
+            unreachable: false,
         }
+    }
+
+    /// The daemon's error for a policy evaluation that failed with
+    /// `message`: "unavailable" if the store could not be asked.
+    pub(super) fn error(&self, message: String) -> DaemonError {
+        if self.unreachable {
+            DaemonError::Unavailable(message)
+        } else {
+            DaemonError::Failed(message)
+        }
+    }
+
+    fn note(&mut self, e: StoreError) -> String {
+        self.unreachable |= e.is_unreachable();
+        e.to_string()
     }
 }
 
@@ -46,15 +65,13 @@ impl Lookups for StoreLookups<'_> {
     }
 
     fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
-        lock(self.store)
-            .source_last_seen(subject, rhost)
-            .map_err(|e| e.to_string())
+        let seen = lock(self.store).source_last_seen(subject, rhost);
+        seen.map_err(|e| self.note(e))
     }
 
     fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
-        lock(self.store)
-            .failures_since(subject, since)
-            .map_err(|e| e.to_string())
+        let failures = lock(self.store).failures_since(subject, since);
+        failures.map_err(|e| self.note(e))
     }
 
     fn last_success(
@@ -71,9 +88,8 @@ impl Lookups for StoreLookups<'_> {
             Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
             Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
         };
-        let last = lock(self.store)
-            .last_success(subject, since, same)
-            .map_err(|e| e.to_string())?;
+        let last = lock(self.store).last_success(subject, since, same);
+        let last = last.map_err(|e| self.note(e))?;
         // A success later than now means the clock went back: its age is
         // negative, not "within" anything. It grants no grace and does not
         // make `stepped_up_within` hold until the clock has caught up, so a

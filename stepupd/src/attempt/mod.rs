@@ -77,7 +77,7 @@ fn prompt_for(methods: &[Method]) -> &'static str {
 
 pub struct Engine {
     config: RwLock<(Arc<Config>, Timestamp)>,
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Store>>,
     sessions: Mutex<SessionTable>,
     /// Step-ups proved in a sudo process's PAM step, for that process's
     /// approval check (see `sudo_link`).
@@ -92,7 +92,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A store error as the module will see it: an unreachable shared store
+/// is "unavailable" (failmode decides, as for a daemon that is down; its
+/// outage is reported once, by `store_unreachable`); any other error is a
+/// failure (the attempt fails whatever failmode says).
 fn failed(e: StoreError) -> DaemonError {
+    if e.is_unreachable() {
+        return DaemonError::Unavailable(e.to_string());
+    }
     audit::event("store_error", &[("error", &e.to_string())]);
     DaemonError::Failed(format!("state store: {e}"))
 }
@@ -104,7 +111,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Engine {
-    pub fn new(config: Config, store: Store, config_dir: PathBuf) -> Self {
+    pub fn new(config: Config, store: Box<dyn Store>, config_dir: PathBuf) -> Self {
         Self {
             config: RwLock::new((Arc::new(config), Timestamp::now())),
             store: Mutex::new(store),
@@ -168,13 +175,17 @@ impl Engine {
     }
 
     /// Remember that `who` was let in from their source (for `new_rhost`).
+    /// An unreachable shared store does not hold up an allow that needed no
+    /// state: the source is then not remembered, so `new_rhost` will call it
+    /// new once more (the stricter side).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
         if who.rhost.is_empty() {
             return Ok(());
         }
-        lock(&self.store)
-            .mark_source_seen(&who.subject, &who.rhost, unix_now())
-            .map_err(failed)
+        match lock(&self.store).mark_source_seen(&who.subject, &who.rhost, unix_now()) {
+            Err(e) if e.is_unreachable() => Ok(()),
+            other => other.map_err(failed),
+        }
     }
 
     /// Where the attempt came from: PAM_RHOST, else the tty's login session in utmp.
@@ -261,8 +272,8 @@ impl Engine {
         attempt: &Attempt<'_>,
     ) -> Result<(&'c Rule, Option<u64>), DaemonError> {
         let mut lookups = StoreLookups::new(&self.store);
-        let rule = policy::decide(config, attempt, &mut lookups).map_err(DaemonError::Failed)?;
-        let grace = grace_earned(rule, attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let rule = policy::decide(config, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let grace = grace_earned(rule, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
         Ok((rule, grace))
     }
 
@@ -270,8 +281,15 @@ impl Engine {
         lock(&self.sessions).len()
     }
 
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
         lock(&self.store)
+    }
+
+    /// Check on the store (the daemon calls this every second, off the
+    /// async tasks): a shared store that is down is tried again, so its
+    /// recovery is noticed (and reported) without waiting for an attempt.
+    pub fn probe_store(&self) {
+        let _ = lock(&self.store).ping();
     }
 }
 
