@@ -18,6 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub mod faults;
+pub mod postgres;
 pub mod probe;
 pub mod syslog;
 
