@@ -40,6 +40,19 @@ impl Engine {
                 label: c.label,
             })
             .collect();
+        let history = lock(&self.store)
+            .history(&subject, EXPLAIN_HISTORY)
+            .map_err(failed)?
+            .into_iter()
+            .map(|h| HistoryLine {
+                time: h.time,
+                host: h.host,
+                service: h.service,
+                rhost: h.rhost,
+                method: h.method,
+                outcome: h.outcome,
+            })
+            .collect();
         // What the person would be told before the prompt.
         let reason = if rule.action == Action::StepUp && grace.is_none() {
             policy::reason(&config, rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?
@@ -81,9 +94,25 @@ impl Engine {
             grace_applies: grace.is_some(),
             max_tries: rule.max_tries,
             enrolled,
+            history,
             policy_hash: config.hash.clone(),
         })
     }
+}
+
+/// How many of the subject's latest history rows `explain` shows.
+const EXPLAIN_HISTORY: usize = 5;
+
+/// One row of the subject's history as `explain` shows it: with a shared
+/// store, `host` says which host recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryLine {
+    pub time: u64,
+    pub host: String,
+    pub service: String,
+    pub rhost: String,
+    pub method: String,
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,5 +162,8 @@ pub struct Explanation {
     pub grace_applies: bool,
     pub max_tries: u32,
     pub enrolled: Vec<EnrolledFactor>,
+    /// The subject's latest history rows (history conditions and grace
+    /// read these), newest first.
+    pub history: Vec<HistoryLine>,
     pub policy_hash: String,
 }

@@ -289,7 +289,7 @@ impl Engine {
     /// async tasks): a shared store that is down is tried again, so its
     /// recovery is noticed (and reported) without waiting for an attempt.
     pub fn probe_store(&self) {
-        let _ = lock(&self.store).ping();
+        lock(&self.store).keep_alive();
     }
 }
 

@@ -772,7 +772,37 @@ fn render_explanation(e: &serde_json::Value) -> String {
     render_rules(&mut out, e, &decided);
     render_verdict(&mut out, e, &decided);
     render_factors(&mut out, e);
+    render_history(&mut out, e);
     out
+}
+
+/// The subject's latest history rows, with the host that recorded each.
+fn render_history(out: &mut String, e: &serde_json::Value) {
+    let rows = e["history"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Recent history of {} (newest first):", text(&e["subject"]));
+    for h in rows {
+        let when = h["time"]
+            .as_i64()
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map_or_else(String::new, |t| t.to_string());
+        let rhost = text(&h["rhost"]);
+        let _ = writeln!(
+            out,
+            "  {when} on host {}: {} ({} via {}{})",
+            text(&h["host"]),
+            text(&h["outcome"]),
+            text(&h["method"]),
+            text(&h["service"]),
+            if rhost.is_empty() {
+                String::new()
+            } else {
+                format!(", from {rhost}")
+            }
+        );
+    }
 }
 
 /// A string field of the explanation; empty when absent.

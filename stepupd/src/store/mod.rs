@@ -167,6 +167,10 @@ pub trait Store: Send {
     fn ping(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Called every second by the daemon: a shared store checks its
+    /// connection now and then (and retries one that is down), so outages
+    /// and recoveries are noticed without waiting for an attempt.
+    fn keep_alive(&mut self) {}
     fn add_totp(&mut self, cred: &TotpCredential) -> Result<(), StoreError>;
     fn totp_credentials(&self, user: &str) -> Result<Vec<TotpCredential>, StoreError>;
     fn accept_totp(

@@ -95,10 +95,32 @@ impl Failure {
 /// new connection.
 pub type Setup = dyn Fn(&tokio::runtime::Runtime, &mut Conn) -> Result<(), StoreError> + Send;
 
+/// The client's runtime. Dropped with `shutdown_background`, which is
+/// allowed anywhere (a plain drop on an async task panics, and the engine
+/// may be dropped there when the daemon stops).
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        // Only `drop` takes it out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("runtime used after drop"))
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 pub struct Link {
     pub settings: PgSettings,
-    runtime: tokio::runtime::Runtime,
+    runtime: ClientRuntime,
     state: State,
+    /// When an operation last succeeded (or the link was made).
+    last_ok: Instant,
     /// Has an outage been reported and not yet its end?
     reported_down: bool,
     health: Box<dyn Fn(Health) + Send>,
@@ -117,8 +139,9 @@ impl Link {
             .map_err(|e| StoreError::Shared(format!("cannot start the client runtime: {e}")))?;
         Ok(Self {
             settings,
-            runtime,
+            runtime: ClientRuntime(Some(runtime)),
             state: State::Dropped,
+            last_ok: Instant::now(),
             reported_down: false,
             health,
             setup,
@@ -142,9 +165,13 @@ impl Link {
             };
             let result = self
                 .runtime
+                .get()
                 .block_on(async { tokio::time::timeout(timeout, op(conn)).await });
             match result {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    self.last_ok = Instant::now();
+                    return Ok(value);
+                }
                 Ok(Err(OpError::Store(e))) => return Err(e),
                 Ok(Err(OpError::Pg { error, written })) => {
                     if !is_connection_error(&error) {
@@ -165,6 +192,15 @@ impl Link {
             }
         }
         Err(self.went_down("the connection keeps closing".into()))
+    }
+
+    /// How long since an operation last succeeded; "forever" while the store
+    /// is down (so the daemon's probe retries it every second).
+    pub fn idle_for(&self) -> Duration {
+        match self.state {
+            State::Connected(_) => self.last_ok.elapsed(),
+            _ => Duration::MAX,
+        }
     }
 
     /// Connect now if not connected (for `status` and the health probe).
@@ -230,6 +266,7 @@ impl Link {
         };
         let client = match self
             .runtime
+            .get()
             .block_on(async { tokio::time::timeout(limit, connecting).await })
         {
             Ok(Ok(client)) => client,
@@ -245,7 +282,7 @@ impl Link {
             client,
             statements: HashMap::new(),
         };
-        match (self.setup)(&self.runtime, &mut conn) {
+        match (self.setup)(self.runtime.get(), &mut conn) {
             Ok(()) => Ok(conn),
             Err(StoreError::Unreachable(why)) => Err(Failure::Unreachable(why)),
             Err(e) => Err(Failure::Refused(e.to_string())),

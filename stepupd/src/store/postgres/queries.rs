@@ -19,6 +19,9 @@ const LAST_SUCCESS_ANY: &str = "SELECT max(time) FROM history WHERE user_name = 
 const LAST_SUCCESS_TTY: &str = "SELECT max(time) FROM history WHERE user_name = $1 AND time >= $2 AND outcome = 'success' AND tty = $3";
 const LAST_SUCCESS_RHOST: &str = "SELECT max(time) FROM history WHERE user_name = $1 AND time >= $2 AND outcome = 'success' AND rhost = $3";
 
+/// How often an idle connection is checked.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Store for PgStore {
     fn describe(&self) -> String {
         format!("postgresql {}", self.link.borrow().settings.shown)
@@ -26,6 +29,13 @@ impl Store for PgStore {
 
     fn ping(&mut self) -> Result<(), StoreError> {
         self.link.get_mut().ping()
+    }
+
+    fn keep_alive(&mut self) {
+        let link = self.link.get_mut();
+        if link.idle_for() >= KEEP_ALIVE {
+            let _ = link.ping();
+        }
     }
 
     fn add_totp(&mut self, cred: &TotpCredential) -> Result<(), StoreError> {
