@@ -197,6 +197,21 @@ mod tests {
     }
 
     #[test]
+    fn a_store_the_daemon_cannot_reach_is_unavailable_and_other_errors_refuse() {
+        // failmode decides for `Unavailable` (and only before a prompt: the
+        // relay's `challenged` tracking); an error from a daemon that could
+        // decide is a refusal.
+        assert!(matches!(
+            classify(DaemonError::Unavailable("store down".into())),
+            LinkError::Unavailable(why) if why.contains("store down")
+        ));
+        assert!(matches!(
+            classify(DaemonError::Failed("disk full".into())),
+            LinkError::Refused(_)
+        ));
+    }
+
+    #[test]
     fn a_full_bus_is_asked_again() {
         let limits = zbus::fdo::Error::LimitsExceeded("max_connections_per_user".into());
         assert!(bus_is_full(&zbus::Error::FDO(Box::new(limits))));

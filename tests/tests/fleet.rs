@@ -465,3 +465,93 @@ fn check_validates_the_store_section_offline() {
     assert!(!ok && text.contains("0644"), "{text}");
     assert!(id_line.contains("fleet key"), "{id_line}");
 }
+
+/// `stepupctl store migrate …` as root; (success, what it said).
+fn migrate(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(artifact("stepupctl"))
+        .args(["store", "migrate"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn migrate_moves_a_populated_store_and_every_factor_works_on_the_other_host() {
+    let soft = tempfile::tempdir().unwrap();
+    let key_state = soft.path().join("softkey.json");
+    let policy = format!(
+        "[lockout]\ndeny = 0\n[fido2]\nauthenticator = \"software:{}\"\ntouch_timeout = \"2s\"\n[defaults]\naction = \"step_up\"\nmethods = [\"fido2\", \"totp\", \"recovery\"]\nmax_tries = 1\n",
+        key_state.display()
+    );
+    // A host on its own SQLite store, with every kind of factor and history.
+    let mut old = Host::start(&policy, "", "");
+    let secret = random_secret();
+    old.daemon.enroll_totp("mia", &secret);
+    let codes = old.daemon.recovery_codes("mia");
+    let enrolled = old.ctl_ok(&["enroll", "key", "mia", "--label", "blue key"]);
+    assert!(enrolled.contains("key-"), "{enrolled}");
+    let used = oathtool_now(&secret);
+    assert_eq!(drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code, PAM_SUCCESS);
+    assert_eq!(drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code, PAM_SUCCESS);
+    assert_eq!(drive(&old.pam, "mia", &["-t", "/dev/pts/5"], &[]).code, PAM_SUCCESS);
+    old.daemon.stop();
+
+    let pg = Postgres::start();
+    let keys = tempfile::tempdir().unwrap();
+    let key = fleet_key(keys.path(), "fleet.key");
+    let url = pg.url();
+    let args = [
+        "--to".as_ref(),
+        url.as_ref(),
+        "--config-dir".as_ref(),
+        old.daemon.config_dir.path().as_os_str(),
+        "--state-dir".as_ref(),
+        old.daemon.state_dir.path().as_os_str(),
+        "--key-file".as_ref(),
+        key.as_os_str(),
+    ];
+    let (ok, said) = migrate(&args);
+    assert!(ok, "{said}");
+    assert!(said.contains("1 TOTP credential(s), 1 security key(s), 10 recovery code(s)"), "{said}");
+
+    let b = Host::start(&policy, &store_section(&url, &key, "host-b"), "");
+    // TOTP: the step used on the old host stays used; the next one works.
+    assert_ne!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code, PAM_SUCCESS);
+    let next = next_code(&secret);
+    assert_eq!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &next], &[]).code, PAM_SUCCESS);
+    // Recovery: the used code stays used; the others work.
+    assert_ne!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code, PAM_SUCCESS);
+    assert_eq!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[1]], &[]).code, PAM_SUCCESS);
+    // The security key, with its counter carried over.
+    let run = drive(&b.pam, "mia", &["-t", "/dev/pts/5"], &[]);
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+    assert!(run.stdout.contains("Touch your security key"), "{}", run.stdout);
+    // History came along, under the old host's name.
+    let old_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM history WHERE user_name = 'mia' AND outcome = 'success' AND host = '{}'",
+            old_host.trim()
+        )),
+        "3"
+    );
+
+    // Again: mia is there now; refused, nothing changed, unless --force.
+    let before = pg.psql("SELECT count(*) FROM history");
+    let (ok, said) = migrate(&args);
+    assert!(!ok && said.contains("already in the shared store: mia"), "{said}");
+    assert_eq!(pg.psql("SELECT count(*) FROM history"), before);
+    let mut forced = args.to_vec();
+    forced.push("--force".as_ref());
+    let (ok, said) = migrate(&forced);
+    assert!(ok && said.contains("replaced in the shared store (--force): mia"), "{said}");
+    assert_eq!(pg.psql("SELECT count(*) FROM credentials WHERE user_name = 'mia'"), "1");
+}

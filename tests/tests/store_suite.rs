@@ -269,3 +269,37 @@ fn list_remove_and_import_are_scoped_and_all_or_nothing(store: &mut dyn Store) {
     assert!(store.list("ivy").unwrap().is_empty());
     assert!(store.checkpoint().is_ok());
 }
+
+/// The shared store's client drives its own current-thread runtime with
+/// `block_on`, which tokio allows on its blocking pool (where the daemon
+/// calls the store) under both runtime flavours; and the store may be
+/// dropped on an async task (its runtime shuts down in the background).
+#[test]
+fn the_shared_store_works_from_tokios_blocking_pool_and_drops_anywhere() {
+    let (_backing, store) = postgres();
+    let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, runtime) in [&multi, &current].into_iter().enumerate() {
+        let store = store.clone();
+        let user = format!("pool{i}");
+        let listed = runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut store = store.lock().unwrap();
+                store.add_totp(&cred(&format!("p{i}"), &user)).unwrap();
+                store.list(&user).unwrap().len()
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(listed, 1);
+    }
+    current.block_on(async move { drop(store) });
+}
