@@ -146,8 +146,10 @@ mod tests {
         assert!(settings(ok).expect("valid").is_shared());
         let err = settings("url = \"postgresql://stepup@db/stepup\"\n").unwrap_err();
         assert!(err.contains("key_file"), "{err}");
-        let err = settings(&format!("{ok}connect_timeout = \"5s\"\nquery_timeout = \"5s\"\n"))
-            .unwrap_err();
+        let err = settings(&format!(
+            "{ok}connect_timeout = \"5s\"\nquery_timeout = \"5s\"\n"
+        ))
+        .unwrap_err();
         assert!(err.contains("at most 8s"), "{err}");
         let err = settings(&format!("{ok}query_timeout = \"0s\"\n")).unwrap_err();
         assert!(err.contains("at least 1s"), "{err}");

@@ -69,20 +69,77 @@ fn openssl(dir: &Path, args: &[&str]) {
 impl TestCa {
     /// A CA (its own key) and a certificate for `localhost` / 127.0.0.1.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("stepup-ca-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("stepup-ca-")
+            .tempdir()
+            .unwrap();
         let d = dir.path();
-        openssl(d, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=stepup test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-        openssl(d, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=stepup test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
         fs::write(
             d.join("server.ext"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        openssl(d, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         Self {
             ca_cert: d.join("ca.pem"),
@@ -125,8 +182,13 @@ impl Postgres {
 
     /// With `ca`'s server certificate: TLS on 127.0.0.1 (`hostssl` only).
     pub fn start_with(ca: Option<&TestCa>) -> Self {
-        let dir = tempfile::Builder::new().prefix("stepup-pg-").tempdir().unwrap();
-        let owner = nix::unistd::User::from_name("postgres").unwrap().expect("a postgres user");
+        let dir = tempfile::Builder::new()
+            .prefix("stepup-pg-")
+            .tempdir()
+            .unwrap();
+        let owner = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("a postgres user");
         nix::unistd::chown(dir.path(), Some(owner.uid), Some(owner.gid)).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let data = dir.path().join("data");
@@ -135,10 +197,17 @@ impl Postgres {
             .arg(&data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut hba = "local all all trust\n".to_owned();
         if let Some(ca) = ca {
-            for (file, name) in [(&ca.server_cert, "server.pem"), (&ca.server_key, "server.key")] {
+            for (file, name) in [
+                (&ca.server_cert, "server.pem"),
+                (&ca.server_key, "server.key"),
+            ] {
                 let copy = data.join(name);
                 fs::copy(file, &copy).unwrap();
                 nix::unistd::chown(&copy, Some(owner.uid), Some(owner.gid)).unwrap();
@@ -240,10 +309,23 @@ impl Postgres {
         let out = Command::new(bin("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.socket_dir())
-            .args(["-p", &self.port.to_string(), "-U", user, "-d", db, "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -255,7 +337,11 @@ impl Postgres {
             .args(["-p", &self.port.to_string(), "-U", "postgres", ROLE])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 

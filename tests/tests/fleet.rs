@@ -41,7 +41,11 @@ impl Host {
 
     fn events(&self, name: &str) -> usize {
         let marker = format!("event={name} ");
-        self.daemon.log().lines().filter(|l| l.contains(&marker)).count()
+        self.daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains(&marker))
+            .count()
     }
 }
 
@@ -61,8 +65,16 @@ fn fleet_with(policy: &str, module_args: &str) -> Fleet {
     let pg = Postgres::start();
     let keys = tempfile::tempdir().unwrap();
     let key = fleet_key(keys.path(), "fleet.key");
-    let a = Host::start(policy, &store_section(&pg.url(), &key, "host-a"), module_args);
-    let b = Host::start(policy, &store_section(&pg.url(), &key, "host-b"), module_args);
+    let a = Host::start(
+        policy,
+        &store_section(&pg.url(), &key, "host-a"),
+        module_args,
+    );
+    let b = Host::start(
+        policy,
+        &store_section(&pg.url(), &key, "host-b"),
+        module_args,
+    );
     Fleet {
         pg,
         keys,
@@ -100,27 +112,47 @@ fn enroll_on_one_host_step_up_on_the_other_and_removal_applies_to_both() {
 
     // Recovery codes issued on B work once, on A.
     let codes = f.b.daemon.recovery_codes("amy");
-    assert_eq!(drive(&f.a.pam, "amy", &["-a", &codes[0]], &[]).code, PAM_SUCCESS);
-    assert_ne!(drive(&f.b.pam, "amy", &["-a", &codes[0]], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&f.a.pam, "amy", &["-a", &codes[0]], &[]).code,
+        PAM_SUCCESS
+    );
+    assert_ne!(
+        drive(&f.b.pam, "amy", &["-a", &codes[0]], &[]).code,
+        PAM_SUCCESS
+    );
 
     // History names the host of each row; explain on A shows B's rows.
-    let explained = f.a.ctl_ok(&["explain", "--user", "amy", "--service", "sudo"]);
-    assert!(explained.contains("on host host-b: wrong_code"), "{explained}");
+    let explained =
+        f.a.ctl_ok(&["explain", "--user", "amy", "--service", "sudo"]);
+    assert!(
+        explained.contains("on host host-b: wrong_code"),
+        "{explained}"
+    );
     assert!(explained.contains("on host host-a: success"), "{explained}");
     assert!(explained.contains("on host host-a: replay"), "{explained}");
     let status = f.a.ctl_ok(&["status"]);
-    assert!(status.contains(&format!("store: postgresql {}", f.pg.url())), "{status}");
+    assert!(
+        status.contains(&format!("store: postgresql {}", f.pg.url())),
+        "{status}"
+    );
     assert!(status.contains("store_state: answers"), "{status}");
     assert!(status.contains("host_name: host-a"), "{status}");
 
     // Removed on B: A no longer has it.
     let listed = f.a.ctl_ok(&["list", "amy"]);
-    let id = listed.split_whitespace().find(|w| w.starts_with("totp-")).unwrap();
+    let id = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("totp-"))
+        .unwrap();
     f.b.ctl_ok(&["remove", "amy", id]);
     f.b.ctl_ok(&["remove", "amy", "recovery"]);
     let after = drive(&f.a.pam, "amy", &["-a", &next_code(&secret)], &[]);
     assert_eq!(after.code, PAM_AUTH_ERR, "{}", after.stdout);
-    assert!(after.stdout.contains("none is enrolled"), "{}", after.stdout);
+    assert!(
+        after.stdout.contains("none is enrolled"),
+        "{}",
+        after.stdout
+    );
 }
 
 /// Begin on a host's bus and get to the code prompt; the session id.
@@ -144,7 +176,10 @@ fn the_same_code_sent_to_two_hosts_at_the_same_instant_is_accepted_once() {
     for trial in 0..trials {
         let user = format!("race{trial}");
         f.a.daemon.enroll_totp(&user, &secret);
-        let (ca, cb) = (RawClient::connect(&f.a.bus.address), RawClient::connect(&f.b.bus.address));
+        let (ca, cb) = (
+            RawClient::connect(&f.a.bus.address),
+            RawClient::connect(&f.b.bus.address),
+        );
         let (sa, sb) = (to_prompt(&ca, &user), to_prompt(&cb, &user));
         let code = oathtool_now(&secret);
         let barrier = Barrier::new(2);
@@ -172,7 +207,10 @@ fn the_same_code_sent_to_two_hosts_at_the_same_instant_is_accepted_once() {
         ));
         assert_eq!(rows, "1", "trial {trial}");
     }
-    eprintln!("{trials} trials: host A won {}, host B won {}", wins.0, wins.1);
+    eprintln!(
+        "{trials} trials: host A won {}, host B won {}",
+        wins.0, wins.1
+    );
 }
 
 #[test]
@@ -183,15 +221,25 @@ fn lockout_counts_failures_from_every_host_and_unlock_on_one_lifts_it_on_the_oth
     let secret = random_secret();
     f.a.daemon.enroll_totp("lou", &secret);
     let wrong = wrong_code(&secret);
-    assert_eq!(drive(&f.a.pam, "lou", &["-a", &wrong], &[]).code, PAM_MAXTRIES);
-    assert_eq!(drive(&f.b.pam, "lou", &["-a", &wrong], &[]).code, PAM_MAXTRIES);
+    assert_eq!(
+        drive(&f.a.pam, "lou", &["-a", &wrong], &[]).code,
+        PAM_MAXTRIES
+    );
+    assert_eq!(
+        drive(&f.b.pam, "lou", &["-a", &wrong], &[]).code,
+        PAM_MAXTRIES
+    );
     let third = drive(&f.a.pam, "lou", &["-a", &wrong], &[]);
     assert!(third.stdout.contains("locked"), "{}", third.stdout);
     // Locked on B too: not even asked.
     let on_b = drive(&f.b.pam, "lou", &["-a", &oathtool_now(&secret)], &[]);
     assert_eq!(on_b.code, PAM_AUTH_ERR);
     assert_eq!(on_b.prompts(), 0, "{}", on_b.stdout);
-    assert!(on_b.stdout.contains("stepupctl unlock lou"), "{}", on_b.stdout);
+    assert!(
+        on_b.stdout.contains("stepupctl unlock lou"),
+        "{}",
+        on_b.stdout
+    );
 
     assert!(f.a.ctl_ok(&["unlock", "lou"]).contains("Unlocked lou"));
     let run = drive(&f.b.pam, "lou", &["-a", &oathtool_now(&secret)], &[]);
@@ -224,12 +272,19 @@ fn a_database_outage_fails_closed_mid_attempt_lets_state_free_rules_decide_and_r
     assert_eq!(error_name(&err), "Unavailable", "{err:?}");
     let started = Instant::now();
     let fresh = drive(&f.a.pam, "olga", &["-a", &code], &[]);
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     // Not challenged yet: failmode=safe decides (a fail-safe pass).
     assert_eq!(fresh.code, PAM_SUCCESS, "{}", fresh.stdout);
     assert_eq!(fresh.prompts(), 0, "{}", fresh.stdout);
     let secure = PamService::new(&format!("bus={} timeout=8", f.a.bus.address));
-    assert_eq!(drive(&secure, "olga", &["-a", &code], &[]).code, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(
+        drive(&secure, "olga", &["-a", &code], &[]).code,
+        PAM_AUTHINFO_UNAVAIL
+    );
     // Rules that need no state still decide.
     assert_eq!(drive(&secure, "opsbot", &[], &[]).code, PAM_SUCCESS);
     assert_eq!(drive(&secure, "mallory", &[], &[]).code, PAM_AUTH_ERR);
@@ -237,7 +292,9 @@ fn a_database_outage_fails_closed_mid_attempt_lets_state_free_rules_decide_and_r
     assert!(status.contains("store_state: does not answer"), "{status}");
 
     // B had nothing to do meanwhile; its keep-alive notices the outage.
-    wait_for("B to notice", Duration::from_secs(15), || f.b.events("store_unreachable") == 1);
+    wait_for("B to notice", Duration::from_secs(15), || {
+        f.b.events("store_unreachable") == 1
+    });
     f.pg.restart();
     for host in [&f.a, &f.b] {
         wait_for("store_recovered", Duration::from_secs(15), || {
@@ -248,7 +305,10 @@ fn a_database_outage_fails_closed_mid_attempt_lets_state_free_rules_decide_and_r
     // The code the outage cut off was never accepted: it works now, once.
     let run = drive(&secure, "olga", &["-a", &code], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
-    assert_ne!(drive(&f.b.pam, "olga", &["-a", &code], &[]).code, PAM_SUCCESS);
+    assert_ne!(
+        drive(&f.b.pam, "olga", &["-a", &code], &[]).code,
+        PAM_SUCCESS
+    );
 }
 
 #[test]
@@ -275,9 +335,14 @@ fn a_daemon_killed_mid_transaction_leaves_nothing_half_written() {
     let pid = f.a.daemon.pid();
     let run = std::thread::scope(|s| {
         let attempt = s.spawn(|| drive(&f.a.pam, "kip", &["-a", &code], &[]));
-        wait_for("A's UPDATE to wait for the row lock", Duration::from_secs(5), || {
-            f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "1"
-        });
+        wait_for(
+            "A's UPDATE to wait for the row lock",
+            Duration::from_secs(5),
+            || {
+                f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    == "1"
+            },
+        );
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
         attempt.join().unwrap()
     });
@@ -285,15 +350,33 @@ fn a_daemon_killed_mid_transaction_leaves_nothing_half_written() {
     assert_eq!(run.code, PAM_AUTHINFO_UNAVAIL, "{}", run.stdout);
     let mut holder = holder;
     holder.wait().unwrap();
-    wait_for("the killed host's session to end", Duration::from_secs(10), || {
-        f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stepupd' AND state LIKE 'idle in transaction%'") == "0"
-    });
+    wait_for(
+        "the killed host's session to end",
+        Duration::from_secs(10),
+        || {
+            f.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stepupd' AND state LIKE 'idle in transaction%'") == "0"
+        },
+    );
     // Nothing of the cut-off transaction: no used step, no success row.
-    assert_eq!(f.pg.psql("SELECT count(*) FROM credentials WHERE user_name = 'kip' AND last_step IS NOT NULL"), "0");
-    assert_eq!(f.pg.psql("SELECT count(*) FROM history WHERE user_name = 'kip' AND outcome = 'success'"), "0");
+    assert_eq!(
+        f.pg.psql(
+            "SELECT count(*) FROM credentials WHERE user_name = 'kip' AND last_step IS NOT NULL"
+        ),
+        "0"
+    );
+    assert_eq!(
+        f.pg.psql("SELECT count(*) FROM history WHERE user_name = 'kip' AND outcome = 'success'"),
+        "0"
+    );
     // So the code works on B, once.
-    assert_eq!(drive(&f.b.pam, "kip", &["-a", &code], &[]).code, PAM_SUCCESS);
-    assert_ne!(drive(&f.b.pam, "kip", &["-a", &code], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&f.b.pam, "kip", &["-a", &code], &[]).code,
+        PAM_SUCCESS
+    );
+    assert_ne!(
+        drive(&f.b.pam, "kip", &["-a", &code], &[]).code,
+        PAM_SUCCESS
+    );
 }
 
 /// `bytes` contains `needle`.
@@ -302,7 +385,9 @@ fn contains(bytes: &[u8], needle: &[u8]) -> bool {
 }
 
 fn assert_no_secret(dump: &[u8], secret_b32: &str) {
-    let raw = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
+    let raw = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .unwrap();
     let hex = data_encoding::HEXLOWER.encode(&raw);
     for needle in [
         secret_b32.to_owned(),
@@ -311,7 +396,10 @@ fn assert_no_secret(dump: &[u8], secret_b32: &str) {
         hex.to_uppercase(),
         "argon2id".to_owned(),
     ] {
-        assert!(!contains(dump, needle.as_bytes()), "the dump holds {needle}");
+        assert!(
+            !contains(dump, needle.as_bytes()),
+            "the dump holds {needle}"
+        );
     }
     assert!(!contains(dump, &raw), "the dump holds the raw secret");
 }
@@ -339,8 +427,15 @@ fn a_dump_holds_no_secret_and_a_rekey_moves_every_host_to_the_new_key() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(said.contains("1 TOTP secret(s)") && said.contains("10 recovery code(s)"), "{said}");
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("1 TOTP secret(s)") && said.contains("10 recovery code(s)"),
+        "{said}"
+    );
     assert_no_secret(&f.pg.dump(), &secret);
 
     // A, on the old key only, decrypts nothing: it fails closed, even with
@@ -349,8 +444,15 @@ fn a_dump_holds_no_secret_and_a_rekey_moves_every_host_to_the_new_key() {
     let code = oathtool_now(&secret);
     let refused = drive(&safe_a, "dot", &["-a", &code], &[]);
     assert_eq!(refused.code, PAM_AUTH_ERR, "{}", refused.stdout);
-    assert!(f.a.daemon.log().contains("sealed under fleet key"), "{}", f.a.daemon.log());
-    assert_eq!(f.pg.psql("SELECT count(*) FROM history WHERE outcome = 'success'"), "0");
+    assert!(
+        f.a.daemon.log().contains("sealed under fleet key"),
+        "{}",
+        f.a.daemon.log()
+    );
+    assert_eq!(
+        f.pg.psql("SELECT count(*) FROM history WHERE outcome = 'success'"),
+        "0"
+    );
 
     // A host restarted on the old key alone refuses to start, and says why.
     let (status, stderr) = start_fails(&f.a.daemon, &store_section(&f.pg.url(), &f.key, "host-c"));
@@ -367,7 +469,10 @@ fn a_dump_holds_no_secret_and_a_rekey_moves_every_host_to_the_new_key() {
         "",
     );
     assert_eq!(drive(&b.pam, "dot", &["-a", &code], &[]).code, PAM_SUCCESS);
-    assert_eq!(drive(&b.pam, "dot", &["-a", &codes[1]], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&b.pam, "dot", &["-a", &codes[1]], &[]).code,
+        PAM_SUCCESS
+    );
 }
 
 /// Start a stepupd on `daemon`'s bus with `store` as its whole config,
@@ -375,7 +480,11 @@ fn a_dump_holds_no_secret_and_a_rekey_moves_every_host_to_the_new_key() {
 fn start_fails(daemon: &Daemon, store: &str) -> (std::process::ExitStatus, String) {
     let config = policy_dir("stepup-cfg-", &format!("{POLICY}\n{store}"));
     let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        state.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let out = Command::new(artifact("stepupd"))
         .arg("--config-dir")
         .arg(config.path())
@@ -385,7 +494,10 @@ fn start_fails(daemon: &Daemon, store: &str) -> (std::process::ExitStatus, Strin
         .arg(&daemon.bus_address)
         .output()
         .unwrap();
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -396,7 +508,11 @@ fn tls_verify_full_against_the_test_ca_works_and_a_wrong_ca_is_refused() {
     let key = fleet_key(keys.path(), "fleet.key");
     let password = keys.path().join("db.password");
     std::fs::write(&password, format!("{}\n", stepup_tests::postgres::PASSWORD)).unwrap();
-    std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let section = |ca_file: &Path, host: &str| {
         format!(
             "{}password_file = \"{}\"\n",
@@ -422,7 +538,11 @@ fn tls_verify_full_against_the_test_ca_works_and_a_wrong_ca_is_refused() {
     let status = wrong.ctl_ok(&["status"]);
     assert!(status.contains("store_state: does not answer"), "{status}");
     assert!(wrong.daemon.log().contains("event=store_unreachable"));
-    assert!(wrong.daemon.log().to_lowercase().contains("certificate"), "{}", wrong.daemon.log());
+    assert!(
+        wrong.daemon.log().to_lowercase().contains("certificate"),
+        "{}",
+        wrong.daemon.log()
+    );
     let refused = drive(&wrong.pam, "tia", &["-a", &next_code(&secret)], &[]);
     assert_eq!(refused.code, PAM_AUTHINFO_UNAVAIL, "{}", refused.stdout);
 }
@@ -450,7 +570,11 @@ fn check_validates_the_store_section_offline() {
     let (ok, text) = check(&store_section(url, &key, "h1"));
     assert!(ok, "{text}");
     assert!(text.contains("not connected"), "{text}");
-    let id_line = text.lines().find(|l| l.starts_with("store:")).unwrap().to_owned();
+    let id_line = text
+        .lines()
+        .find(|l| l.starts_with("store:"))
+        .unwrap()
+        .to_owned();
     let key_text = std::fs::read_to_string(&key).unwrap();
     assert!(!text.contains(key_text.trim()), "{text}");
 
@@ -459,7 +583,10 @@ fn check_validates_the_store_section_offline() {
         &key,
         "h1",
     ));
-    assert!(!ok && text.contains("password_file") && !text.contains("Pw9zzsecret"), "{text}");
+    assert!(
+        !ok && text.contains("password_file") && !text.contains("Pw9zzsecret"),
+        "{text}"
+    );
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let (ok, text) = check(&store_section(url, &key, "h1"));
     assert!(!ok && text.contains("0644"), "{text}");
@@ -499,9 +626,18 @@ fn migrate_moves_a_populated_store_and_every_factor_works_on_the_other_host() {
     let enrolled = old.ctl_ok(&["enroll", "key", "mia", "--label", "blue key"]);
     assert!(enrolled.contains("key-"), "{enrolled}");
     let used = oathtool_now(&secret);
-    assert_eq!(drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code, PAM_SUCCESS);
-    assert_eq!(drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code, PAM_SUCCESS);
-    assert_eq!(drive(&old.pam, "mia", &["-t", "/dev/pts/5"], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code,
+        PAM_SUCCESS
+    );
+    assert_eq!(
+        drive(&old.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code,
+        PAM_SUCCESS
+    );
+    assert_eq!(
+        drive(&old.pam, "mia", &["-t", "/dev/pts/5"], &[]).code,
+        PAM_SUCCESS
+    );
     old.daemon.stop();
 
     let pg = Postgres::start();
@@ -520,20 +656,39 @@ fn migrate_moves_a_populated_store_and_every_factor_works_on_the_other_host() {
     ];
     let (ok, said) = migrate(&args);
     assert!(ok, "{said}");
-    assert!(said.contains("1 TOTP credential(s), 1 security key(s), 10 recovery code(s)"), "{said}");
+    assert!(
+        said.contains("1 TOTP credential(s), 1 security key(s), 10 recovery code(s)"),
+        "{said}"
+    );
 
     let b = Host::start(&policy, &store_section(&url, &key, "host-b"), "");
     // TOTP: the step used on the old host stays used; the next one works.
-    assert_ne!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code, PAM_SUCCESS);
+    assert_ne!(
+        drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &used], &[]).code,
+        PAM_SUCCESS
+    );
     let next = next_code(&secret);
-    assert_eq!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &next], &[]).code, PAM_SUCCESS);
+    assert_eq!(
+        drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &next], &[]).code,
+        PAM_SUCCESS
+    );
     // Recovery: the used code stays used; the others work.
-    assert_ne!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code, PAM_SUCCESS);
-    assert_eq!(drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[1]], &[]).code, PAM_SUCCESS);
+    assert_ne!(
+        drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[0]], &[]).code,
+        PAM_SUCCESS
+    );
+    assert_eq!(
+        drive(&b.pam, "mia", &["-r", "10.0.0.7", "-a", &codes[1]], &[]).code,
+        PAM_SUCCESS
+    );
     // The security key, with its counter carried over.
     let run = drive(&b.pam, "mia", &["-t", "/dev/pts/5"], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
-    assert!(run.stdout.contains("Touch your security key"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Touch your security key"),
+        "{}",
+        run.stdout
+    );
     // History came along, under the old host's name.
     let old_host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(
@@ -547,11 +702,20 @@ fn migrate_moves_a_populated_store_and_every_factor_works_on_the_other_host() {
     // Again: mia is there now; refused, nothing changed, unless --force.
     let before = pg.psql("SELECT count(*) FROM history");
     let (ok, said) = migrate(&args);
-    assert!(!ok && said.contains("already in the shared store: mia"), "{said}");
+    assert!(
+        !ok && said.contains("already in the shared store: mia"),
+        "{said}"
+    );
     assert_eq!(pg.psql("SELECT count(*) FROM history"), before);
     let mut forced = args.to_vec();
     forced.push("--force".as_ref());
     let (ok, said) = migrate(&forced);
-    assert!(ok && said.contains("replaced in the shared store (--force): mia"), "{said}");
-    assert_eq!(pg.psql("SELECT count(*) FROM credentials WHERE user_name = 'mia'"), "1");
+    assert!(
+        ok && said.contains("replaced in the shared store (--force): mia"),
+        "{said}"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM credentials WHERE user_name = 'mia'"),
+        "1"
+    );
 }

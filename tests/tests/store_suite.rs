@@ -176,16 +176,17 @@ fn security_key_counters_only_grow_and_suspect_keys_are_hidden(store: &mut dyn S
 }
 
 fn history_queries_respect_time_scope_user_and_host(store: &mut dyn Store) {
-    let entry = |time, user: &str, tty: &str, rhost: &str, outcome: &str, host: &str| HistoryEntry {
-        time,
-        user: user.into(),
-        service: "sudo".into(),
-        tty: tty.into(),
-        rhost: rhost.into(),
-        method: "totp".into(),
-        outcome: outcome.into(),
-        host: host.into(),
-    };
+    let entry =
+        |time, user: &str, tty: &str, rhost: &str, outcome: &str, host: &str| HistoryEntry {
+            time,
+            user: user.into(),
+            service: "sudo".into(),
+            tty: tty.into(),
+            rhost: rhost.into(),
+            method: "totp".into(),
+            outcome: outcome.into(),
+            host: host.into(),
+        };
     for (time, user, tty, rhost, outcome, host) in [
         (100, "alice", "/dev/pts/1", "", "success", "web1"),
         (200, "alice", "/dev/pts/2", "10.0.0.1", "success", "web2"),
@@ -195,7 +196,9 @@ fn history_queries_respect_time_scope_user_and_host(store: &mut dyn Store) {
         (280, "alice", "/dev/pts/2", "", "bad_signature", "web2"),
         (300, "bob", "/dev/pts/1", "", "success", "web1"),
     ] {
-        store.record(&entry(time, user, tty, rhost, outcome, host)).unwrap();
+        store
+            .record(&entry(time, user, tty, rhost, outcome, host))
+            .unwrap();
     }
     assert_eq!(store.last_success("alice", 0, None).unwrap(), Some(200));
     assert_eq!(store.last_success("alice", 201, None).unwrap(), None);
@@ -216,7 +219,10 @@ fn history_queries_respect_time_scope_user_and_host(store: &mut dyn Store) {
     assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), None);
     store.mark_source_seen("alice", "10.0.0.1", 500).unwrap();
     store.mark_source_seen("alice", "10.0.0.1", 400).unwrap();
-    assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), Some(500));
+    assert_eq!(
+        store.source_last_seen("alice", "10.0.0.1").unwrap(),
+        Some(500)
+    );
     assert_eq!(store.source_last_seen("bob", "10.0.0.1").unwrap(), None);
     assert_eq!(store.prune_history(260).unwrap(), 3);
     assert_eq!(store.history("alice", 10).unwrap().len(), 3);
@@ -236,9 +242,15 @@ fn lockout_lock_and_unlock_forget_earlier_failures(store: &mut dyn Store) {
     store.unlock("cal").unwrap();
     let row = store.lockout("cal").unwrap().unwrap();
     assert_eq!((row.locked_at, row.locked_until), (None, None));
-    assert_eq!(store.failures_since_after("cal", 0, row.reset_at).unwrap(), 0);
+    assert_eq!(
+        store.failures_since_after("cal", 0, row.reset_at).unwrap(),
+        0
+    );
     store.record(&wrong).unwrap();
-    assert_eq!(store.failures_since_after("cal", 0, row.reset_at).unwrap(), 1);
+    assert_eq!(
+        store.failures_since_after("cal", 0, row.reset_at).unwrap(),
+        1
+    );
     assert_eq!(store.failures_since("cal", 0).unwrap(), 3);
 }
 

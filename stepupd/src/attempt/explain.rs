@@ -40,19 +40,7 @@ impl Engine {
                 label: c.label,
             })
             .collect();
-        let history = lock(&self.store)
-            .history(&subject, EXPLAIN_HISTORY)
-            .map_err(failed)?
-            .into_iter()
-            .map(|h| HistoryLine {
-                time: h.time,
-                host: h.host,
-                service: h.service,
-                rhost: h.rhost,
-                method: h.method,
-                outcome: h.outcome,
-            })
-            .collect();
+        let history = self.recent_history(&subject)?;
         // What the person would be told before the prompt.
         let reason = if rule.action == Action::StepUp && grace.is_none() {
             policy::reason(&config, rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?
@@ -97,6 +85,25 @@ impl Engine {
             history,
             policy_hash: config.hash.clone(),
         })
+    }
+}
+
+impl Engine {
+    /// The subject's latest history rows, for `explain`.
+    fn recent_history(&self, subject: &str) -> Result<Vec<HistoryLine>, DaemonError> {
+        Ok(lock(&self.store)
+            .history(subject, EXPLAIN_HISTORY)
+            .map_err(failed)?
+            .into_iter()
+            .map(|h| HistoryLine {
+                time: h.time,
+                host: h.host,
+                service: h.service,
+                rhost: h.rhost,
+                method: h.method,
+                outcome: h.outcome,
+            })
+            .collect())
     }
 }
 

@@ -782,7 +782,11 @@ fn render_history(out: &mut String, e: &serde_json::Value) {
     if rows.is_empty() {
         return;
     }
-    let _ = writeln!(out, "Recent history of {} (newest first):", text(&e["subject"]));
+    let _ = writeln!(
+        out,
+        "Recent history of {} (newest first):",
+        text(&e["subject"])
+    );
     for h in rows {
         let when = h["time"]
             .as_i64()

@@ -169,11 +169,7 @@ impl Keyring {
 
     /// Open a sealed value bound to `binding`, with whichever of the keys
     /// sealed it.
-    pub fn open(
-        &self,
-        sealed: &[u8],
-        binding: &Binding,
-    ) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    pub fn open(&self, sealed: &[u8], binding: &Binding) -> Result<Zeroizing<Vec<u8>>, CryptError> {
         if sealed.len() < HEADER_LEN + 16 || sealed[0] != VERSION {
             return Err(CryptError::Malformed);
         }

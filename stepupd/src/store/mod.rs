@@ -155,7 +155,6 @@ pub enum HistoryColumn {
     Rhost,
 }
 
-
 /// The state the engine reads and writes. Each method is one transaction;
 /// the `accept_*` methods are compare-and-set: true (and the success row
 /// written with the used code) for the one caller that wins, false (and
@@ -213,8 +212,7 @@ pub trait Store: Send {
         after_row: i64,
     ) -> Result<u64, StoreError>;
     fn source_last_seen(&self, user: &str, rhost: &str) -> Result<Option<u64>, StoreError>;
-    fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64)
-    -> Result<(), StoreError>;
+    fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64) -> Result<(), StoreError>;
     fn lockout(&self, user: &str) -> Result<Option<LockoutRow>, StoreError>;
     fn lock(&mut self, user: &str, at: u64, until: Option<u64>) -> Result<(), StoreError>;
     fn unlock(&mut self, user: &str) -> Result<(), StoreError>;

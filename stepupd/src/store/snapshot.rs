@@ -80,9 +80,8 @@ fn read_all(conn: &rusqlite::Connection) -> Result<Snapshot, StoreError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut recovery = conn.prepare(
-        "SELECT user, hash, used_at, created FROM recovery_codes ORDER BY id",
-    )?;
+    let mut recovery =
+        conn.prepare("SELECT user, hash, used_at, created FROM recovery_codes ORDER BY id")?;
     let recovery = recovery
         .query_map([], |r| {
             Ok(RecoveryRow {
@@ -155,7 +154,8 @@ fn read_history(conn: &rusqlite::Connection) -> Result<Vec<(i64, HistoryEntry)>,
 }
 
 fn read_sources(conn: &rusqlite::Connection) -> Result<Vec<(String, String, u64)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT user, rhost, last_seen FROM sources ORDER BY user, rhost")?;
+    let mut stmt =
+        conn.prepare("SELECT user, rhost, last_seen FROM sources ORDER BY user, rhost")?;
     let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

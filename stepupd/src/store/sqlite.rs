@@ -804,12 +804,7 @@ impl super::Store for SqliteStore {
     fn source_last_seen(&self, user: &str, rhost: &str) -> Result<Option<u64>, StoreError> {
         Self::source_last_seen(self, user, rhost)
     }
-    fn mark_source_seen(
-        &mut self,
-        user: &str,
-        rhost: &str,
-        time: u64,
-    ) -> Result<(), StoreError> {
+    fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64) -> Result<(), StoreError> {
         Self::mark_source_seen(self, user, rhost, time)
     }
     fn lockout(&self, user: &str) -> Result<Option<LockoutRow>, StoreError> {

@@ -162,7 +162,11 @@ impl Sealed {
     fn of(store: &PgStore, snapshot: &Snapshot) -> Self {
         Self {
             totp: snapshot.totp.iter().map(|c| store.seal_totp(c)).collect(),
-            keys: snapshot.keys.iter().map(|k| store.seal_fido2(&k.key)).collect(),
+            keys: snapshot
+                .keys
+                .iter()
+                .map(|k| store.seal_fido2(&k.key))
+                .collect(),
             recovery: snapshot
                 .recovery
                 .iter()

@@ -103,7 +103,9 @@ struct ClientRuntime(Option<tokio::runtime::Runtime>);
 impl ClientRuntime {
     fn get(&self) -> &tokio::runtime::Runtime {
         // Only `drop` takes it out.
-        self.0.as_ref().unwrap_or_else(|| unreachable!("runtime used after drop"))
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("runtime used after drop"))
     }
 }
 

@@ -29,8 +29,8 @@ pub mod settings;
 
 pub use fleet::{Migrated, Rekeyed};
 
-pub use link::{Health, RETRY_AFTER};
 use link::{Conn, Link, OpError, prepared};
+pub use link::{Health, RETRY_AFTER};
 pub use schema::PG_SCHEMA_VERSION;
 
 /// The shared store. Interior mutability: the trait's readers take
@@ -52,7 +52,13 @@ fn uint(value: i64) -> u64 {
 fn totp_binding(id: &str, user: &str, algorithm: &str, digits: u32, period: u64) -> Binding {
     Binding::new(
         "totp",
-        &[id, user, algorithm, &digits.to_string(), &period.to_string()],
+        &[
+            id,
+            user,
+            algorithm,
+            &digits.to_string(),
+            &period.to_string(),
+        ],
     )
 }
 
@@ -91,19 +97,17 @@ impl PgStore {
     ) -> Result<Self, StoreError> {
         let setup_keys = keys.clone();
         let limit = settings.query_timeout;
-        let setup = Box::new(
-            move |runtime: &tokio::runtime::Runtime, conn: &mut Conn| {
-                runtime.block_on(async {
-                    tokio::time::timeout(limit, schema::prepare(conn, &setup_keys))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(StoreError::Unreachable(
-                                "no answer while checking the schema".into(),
-                            ))
-                        })
-                })
-            },
-        );
+        let setup = Box::new(move |runtime: &tokio::runtime::Runtime, conn: &mut Conn| {
+            runtime.block_on(async {
+                tokio::time::timeout(limit, schema::prepare(conn, &setup_keys))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Unreachable(
+                            "no answer while checking the schema".into(),
+                        ))
+                    })
+            })
+        });
         Ok(Self {
             link: RefCell::new(Link::new(settings, health, setup)?),
             keys,
@@ -115,17 +119,11 @@ impl PgStore {
         &self.keys
     }
 
-    fn read<T>(
-        &self,
-        op: impl AsyncFn(&mut Conn) -> Result<T, OpError>,
-    ) -> Result<T, StoreError> {
+    fn read<T>(&self, op: impl AsyncFn(&mut Conn) -> Result<T, OpError>) -> Result<T, StoreError> {
         self.link.borrow_mut().run(true, op)
     }
 
-    fn write<T>(
-        &self,
-        op: impl AsyncFn(&mut Conn) -> Result<T, OpError>,
-    ) -> Result<T, StoreError> {
+    fn write<T>(&self, op: impl AsyncFn(&mut Conn) -> Result<T, OpError>) -> Result<T, StoreError> {
         self.link.borrow_mut().run(false, op)
     }
 
@@ -267,7 +265,8 @@ impl PgStore {
     }
 }
 
-const INSERT_HISTORY: &str = "INSERT INTO history (time, user_name, service, tty, rhost, method, outcome, host)
+const INSERT_HISTORY: &str =
+    "INSERT INTO history (time, user_name, service, tty, rhost, method, outcome, host)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 async fn insert_history(

@@ -4,7 +4,8 @@
 
 use super::*;
 
-const SELECT_TOTP: &str = "SELECT id, user_name, label, secret, algorithm, digits, period, last_step, created
+const SELECT_TOTP: &str =
+    "SELECT id, user_name, label, secret, algorithm, digits, period, last_step, created
      FROM credentials WHERE user_name = $1 AND method = 'totp' ORDER BY created, id";
 const SELECT_FIDO2: &str = "SELECT id, user_name, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created, sign_count
      FROM fido2_credentials WHERE user_name = $1 AND NOT suspect ORDER BY created, id";
@@ -141,7 +142,10 @@ impl Store for PgStore {
                 "DELETE FROM credentials WHERE user_name = $1 AND id = $2",
                 "DELETE FROM fido2_credentials WHERE user_name = $1 AND id = $2",
             ] {
-                changed += tx.execute(sql, &[&user, &id]).await.map_err(OpError::write)?;
+                changed += tx
+                    .execute(sql, &[&user, &id])
+                    .await
+                    .map_err(OpError::write)?;
             }
             if id == "recovery" {
                 changed += tx
@@ -232,12 +236,7 @@ impl Store for PgStore {
         Ok(rows.first().map(|r| uint(r.get(0))))
     }
 
-    fn mark_source_seen(
-        &mut self,
-        user: &str,
-        rhost: &str,
-        time: u64,
-    ) -> Result<(), StoreError> {
+    fn mark_source_seen(&mut self, user: &str, rhost: &str, time: u64) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO sources (user_name, rhost, last_seen) VALUES ($1, $2, $3)
              ON CONFLICT (user_name, rhost) DO UPDATE SET last_seen = greatest(sources.last_seen, excluded.last_seen)",
@@ -322,8 +321,11 @@ impl Store for PgStore {
             .iter()
             .map(|(user, hash, created)| (user.as_str(), self.seal_recovery(user, hash), *created))
             .collect();
-        let fido2: Vec<(&Fido2Credential, Vec<u8>)> =
-            batch.fido2.iter().map(|k| (k, self.seal_fido2(k))).collect();
+        let fido2: Vec<(&Fido2Credential, Vec<u8>)> = batch
+            .fido2
+            .iter()
+            .map(|k| (k, self.seal_fido2(k)))
+            .collect();
         self.write(async |conn: &mut Conn| {
             let (client, cache) = conn.parts();
             let tx = client.transaction().await.map_err(OpError::read)?;

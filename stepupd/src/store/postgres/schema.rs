@@ -145,7 +145,10 @@ pub async fn prepare(conn: &mut Conn, keys: &Keyring) -> Result<(), StoreError> 
 
 async fn check_key(tx: &tokio_postgres::Transaction<'_>, keys: &Keyring) -> Result<(), StoreError> {
     let row = tx
-        .query_opt("SELECT value FROM stepup_meta WHERE name = 'key_check'", &[])
+        .query_opt(
+            "SELECT value FROM stepup_meta WHERE name = 'key_check'",
+            &[],
+        )
         .await
         .map_err(pg_error)?;
     match row {

@@ -98,8 +98,7 @@ pub fn parse(settings: &StoreSettings) -> Result<PgSettings, StoreError> {
     if let Some(path) = &settings.password_file {
         config.password(read_private(path, "password_file")?.as_slice());
     }
-    let (connect_timeout, query_timeout) =
-        (settings.connect_timeout.0, settings.query_timeout.0);
+    let (connect_timeout, query_timeout) = (settings.connect_timeout.0, settings.query_timeout.0);
     server_side_limits(&mut config, connect_timeout, query_timeout);
     Ok(PgSettings {
         config,
@@ -265,7 +264,12 @@ mod tests {
 
     #[test]
     fn the_network_needs_verify_full_and_a_ca() {
-        for mode in ["", "?sslmode=require", "?sslmode=prefer", "?sslmode=verify-ca"] {
+        for mode in [
+            "",
+            "?sslmode=require",
+            "?sslmode=prefer",
+            "?sslmode=verify-ca",
+        ] {
             let err = refused(&format!("postgresql://stepup@db.example.org/stepup{mode}"));
             assert!(err.contains("verify-full"), "{mode}: {err}");
         }
@@ -296,8 +300,13 @@ mod tests {
         let path = dir.path().join("db.password");
         fs::write(&path, "Zr8secretpw\n").expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = read_private(&path, "password_file").unwrap_err().to_string();
-        assert!(err.contains("0644") && !err.contains("Zr8secretpw"), "{err}");
+        let err = read_private(&path, "password_file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("0644") && !err.contains("Zr8secretpw"),
+            "{err}"
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         assert_eq!(
             read_private(&path, "password_file").expect("ok").as_slice(),
