@@ -20,9 +20,16 @@ pub const OBJECT_PATH: &str = "/org/stepup/Daemon1";
 pub const INTERFACE: &str = "org.stepup.Daemon1";
 
 /// Version of the `Begin`/`Respond` conversation. A daemon refuses a `Begin`
-/// that names another version with [`error::PROTOCOL_MISMATCH`]; a module
-/// refuses any step kind it does not know. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// that names a version it does not speak with [`error::PROTOCOL_MISMATCH`];
+/// a module refuses any step kind it does not know. Bump on any
+/// incompatible change.
+///
+/// 2 added the [`StepKind::Agent`] step and `AttachAgent`. The daemon still
+/// speaks 1 ([`OLDEST_PROTOCOL`]) and never sends a version-1 client a step
+/// it does not know.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest version the daemon still speaks.
+pub const OLDEST_PROTOCOL: u32 = 1;
 
 /// The only system bus address the module uses unless the admin writes `bus=`
 /// on the PAM line. Never taken from `DBUS_SYSTEM_BUS_ADDRESS`: under setuid
@@ -53,6 +60,9 @@ pub mod context {
     pub const RUNAS_GROUP: &str = "runas_group";
     /// The directory the command runs in, [`escape`]d.
     pub const CWD: &str = "cwd";
+    /// What sshd says about the login (its `SSH_AUTH_INFO_0`, [`escape`]d):
+    /// sent by the PAM module only inside sshd.
+    pub const SSH_AUTH_INFO: &str = "ssh_auth_info";
     /// How sudo was asked: [`MODE_COMMAND`], [`MODE_SHELL`] (`-s`),
     /// [`MODE_LOGIN_SHELL`] (`-i`) or [`MODE_EDIT`] (`sudoedit`).
     pub const SUDO_MODE: &str = "sudo_mode";
@@ -90,7 +100,7 @@ pub mod context {
     /// The longest value accepted for `key`.
     pub fn max_len(key: &str) -> usize {
         match key {
-            COMMAND | CWD => MAX_PATH_LEN,
+            COMMAND | CWD | SSH_AUTH_INFO => MAX_PATH_LEN,
             ARGV => MAX_ARGV_LEN,
             _ => MAX_VALUE_LEN,
         }
@@ -111,6 +121,28 @@ pub mod context {
             }
         }
         out
+    }
+
+    /// The bytes [`escape`] made `text` from; `None` if `text` is not
+    /// something [`escape`] makes.
+    pub fn unescape(text: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(text.len());
+        let mut bytes = text.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                b'\\' => match bytes.next()? {
+                    b'\\' => out.push(b'\\'),
+                    b'x' => {
+                        let hex = [bytes.next()?, bytes.next()?];
+                        out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+                    }
+                    _ => return None,
+                },
+                0x21..=0x7e => out.push(b),
+                _ => return None,
+            }
+        }
+        Some(out)
     }
 }
 
@@ -164,6 +196,12 @@ pub enum StepKind {
     PromptText,
     Info,
     Error,
+    /// Protocol 2: "hand me the ssh-agent of this session". The module
+    /// shows `text` (the touch request), connects to its `SSH_AUTH_SOCK`
+    /// with the calling user's rights and passes the socket with
+    /// `AttachAgent`, or answers `Respond` with an empty answer when there is
+    /// no agent it may use.
+    Agent,
 }
 
 impl StepKind {
@@ -176,6 +214,7 @@ impl StepKind {
             Self::PromptText => "prompt_text",
             Self::Info => "info",
             Self::Error => "error",
+            Self::Agent => "agent",
         }
     }
 
@@ -213,6 +252,7 @@ impl FromStr for StepKind {
             "prompt_secret" => Self::PromptSecret,
             "prompt_text" => Self::PromptText,
             "info" => Self::Info,
+            "agent" => Self::Agent,
             "error" => Self::Error,
             other => return Err(UnknownStepKind(other.to_owned())),
         })
@@ -252,9 +292,28 @@ pub trait Daemon1 {
         label: &str,
     ) -> Result<(String, String), DaemonError>;
 
+    /// Protocol 2: the ssh-agent socket for an `agent` step, connected by
+    /// the module with the calling user's rights; returns (kind, text) as
+    /// `Respond` does.
+    fn attach_agent(
+        &self,
+        session: &str,
+        agent: zbus::Fd<'_>,
+    ) -> Result<(String, String), DaemonError>;
+
     /// Admin: enroll a security key for `user` (someone must touch it);
     /// returns the credential id.
     fn enroll_key(&self, user: &str, label: &str) -> Result<String, DaemonError>;
+
+    /// Admin: enroll an OpenSSH security-key public key line
+    /// (`sk-ssh-ed25519@openssh.com …` or `sk-ecdsa-sha2-nistp256@openssh.com …`)
+    /// for the `ssh_agent_key` method; returns the credential id.
+    fn enroll_ssh_key(
+        &self,
+        user: &str,
+        public_key: &str,
+        label: &str,
+    ) -> Result<String, DaemonError>;
 
     /// Admin: the user's credentials.
     fn list(&self, user: &str) -> Result<Vec<CredentialRow>, DaemonError>;
@@ -303,6 +362,7 @@ mod tests {
             StepKind::PromptText,
             StepKind::Info,
             StepKind::Error,
+            StepKind::Agent,
         ] {
             assert_eq!(kind.as_str().parse::<StepKind>(), Ok(kind));
         }
@@ -325,6 +385,16 @@ mod tests {
         assert_eq!(escape(b"rule=x verdict=allow"), "rule=x\\x20verdict=allow");
         // Reversible: a backslash followed by x is not an escape of its own.
         assert_ne!(escape(b"\\x41"), escape(b"A"));
+        for bytes in [
+            &b"a b\n\\x41\xff"[..],
+            b"",
+            b"publickey sk-ssh-ed25519@openssh.com AAAA\n",
+        ] {
+            assert_eq!(context::unescape(&escape(bytes)).as_deref(), Some(bytes));
+        }
+        for bad in ["a b", "\\q", "\\x4", "\\xzz", "tab\there"] {
+            assert_eq!(context::unescape(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -23,6 +23,18 @@ pub struct AttemptContext {
     /// PAM-time attempt (sudo's authentication, su, sshd) has none, and
     /// command conditions never hold for it.
     pub command: Option<SudoCommand>,
+    /// The key the login used, as sshd reported it (`SSH_AUTH_INFO_0`):
+    /// only for sshd's own attempts.
+    pub login_key: Option<LoginKey>,
+}
+
+/// A login's public key, as sshd reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginKey {
+    /// `ssh-ed25519`, `sk-ssh-ed25519@openssh.com`, …
+    pub key_type: String,
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
 }
 
 /// How sudo was asked.
@@ -124,4 +136,14 @@ pub trait Lookups {
         scope: Scope,
         attempt: &Attempt<'_>,
     ) -> Result<Option<u64>, String>;
+    /// When `subject` last logged in (allowed) with the key `fingerprint`.
+    /// Without a history: never (so `new_login_key` holds, the cautious
+    /// answer).
+    fn login_key_last_seen(
+        &mut self,
+        _subject: &str,
+        _fingerprint: &str,
+    ) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
 }

@@ -107,6 +107,9 @@ pub enum Method {
     Recovery,
     /// A FIDO2 security key (offered only to local sessions).
     Fido2,
+    /// The person's own security key (an OpenSSH `-sk` key) through their
+    /// forwarded ssh-agent (offered only to remote sessions).
+    SshAgentKey,
 }
 
 impl Method {
@@ -115,6 +118,7 @@ impl Method {
             Self::Totp => "totp",
             Self::Recovery => "recovery",
             Self::Fido2 => "fido2",
+            Self::SshAgentKey => "ssh_agent_key",
         }
     }
 }

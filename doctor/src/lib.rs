@@ -23,10 +23,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod pam;
+pub mod sshd;
 pub mod sudo_conf;
 pub mod sudoers;
 
 pub use pam::{check_pam_service, check_pam_text};
+pub use sshd::check_sshd_config;
 pub use sudo_conf::{SudoConf, check_sudo_conf, parse_sudo_version, read_sudo_conf};
 pub use sudoers::{
     SudoFacts, SudoLocations, check_sudo, check_sudo_timestamp, check_sudo_with,

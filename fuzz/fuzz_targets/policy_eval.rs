@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use stepup_config::attempt::{SudoCommand, SudoMode};
+use stepup_config::attempt::{LoginKey, SudoCommand, SudoMode};
 use stepup_config::{Config, Scope};
 use stepupd::context::AttemptContext;
 use stepupd::policy::{self, Attempt, Lookups, Origin};
@@ -131,6 +131,8 @@ struct Input {
     rhost: String,
     /// What the sudo plugin would send: (path, args, runas user, mode).
     command: Option<(String, String, String, u8)>,
+    /// What sshd would report about the login key: (type, fingerprint).
+    login_key: Option<(String, String)>,
     origin_rhost: String,
     remote: bool,
     session_started: Option<i64>,
@@ -158,6 +160,7 @@ fuzz_target!(|input: Input| {
                 [usize::from(mode % 4)],
             shell: mode % 2 == 1,
         }),
+        login_key: input.login_key.map(|(key_type, fingerprint)| LoginKey { key_type, fingerprint }),
     };
     let origin = Origin {
         rhost: input.origin_rhost,

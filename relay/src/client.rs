@@ -186,6 +186,18 @@ impl DaemonLink for BusLink {
             let _ = self.proxy.cancel(session).await;
         }
     }
+
+    async fn attach_agent(
+        &mut self,
+        session: &str,
+        agent: std::os::fd::OwnedFd,
+    ) -> Result<(String, String), LinkError> {
+        // The fd is duplicated into the message; ours closes when dropped.
+        self.proxy
+            .attach_agent(session, zbus::Fd::from(&agent))
+            .await
+            .map_err(classify)
+    }
 }
 
 #[cfg(test)]

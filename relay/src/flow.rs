@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::os::fd::OwnedFd;
 
 use stepup_common::StepKind;
 use zeroize::Zeroizing;
@@ -43,6 +44,28 @@ pub trait DaemonLink {
         answer: &str,
     ) -> impl Future<Output = Result<(String, String), LinkError>>;
     fn cancel(&mut self, session: &str) -> impl Future<Output = ()>;
+    /// Hand the daemon the session's ssh-agent (an `agent` step).
+    fn attach_agent(
+        &mut self,
+        session: &str,
+        agent: OwnedFd,
+    ) -> impl Future<Output = Result<(String, String), LinkError>>;
+}
+
+/// Where the person's ssh-agent is, for an `agent` step: a socket connected
+/// with the calling user's rights, or `None` (no agent, or none we may use:
+/// the daemon then asks the next method).
+pub trait AgentSource {
+    fn connect(&mut self) -> Option<OwnedFd>;
+}
+
+/// No agent (tests, and hosts that never offer one).
+pub struct NoAgent;
+
+impl AgentSource for NoAgent {
+    fn connect(&mut self) -> Option<OwnedFd> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +88,7 @@ pub const MAX_ANSWER_LEN: usize = 1024;
 pub async fn relay(
     daemon: &mut impl DaemonLink,
     prompter: &mut impl Prompter,
+    agent: &mut impl AgentSource,
     context: &HashMap<String, String>,
 ) -> Outcome {
     let (session, mut kind, mut text) = match daemon.begin(context).await {
@@ -79,6 +103,23 @@ pub async fn relay(
                 return Outcome::Unavailable(format!("protocol error: {e}"));
             }
         };
+        if step == StepKind::Agent {
+            // Show the touch request, then hand over the agent (or say
+            // there is none: the daemon moves on to the next method).
+            if prompter.info(&text).is_err() {
+                daemon.cancel(&session).await;
+                return Outcome::ConversationFailed;
+            }
+            let next = match agent.connect() {
+                Some(socket) => daemon.attach_agent(&session, socket).await,
+                None => daemon.respond(&session, "").await,
+            };
+            match next {
+                Ok((next_kind, next_text)) => (kind, text) = (next_kind, next_text),
+                Err(e) => return link_failure(e),
+            }
+            continue;
+        }
         let answer: Result<Zeroizing<String>, ConversationFailed> = match step {
             StepKind::Allow => return Outcome::Allow,
             StepKind::Deny => {
@@ -101,6 +142,8 @@ pub async fn relay(
             StepKind::Error => prompter
                 .error(&text)
                 .map(|()| Zeroizing::new(String::new())),
+            // Handled before this match.
+            StepKind::Agent => Ok(Zeroizing::new(String::new())),
         };
         let Ok(answer) = answer else {
             daemon.cancel(&session).await;
@@ -168,6 +211,16 @@ mod tests {
         async fn cancel(&mut self, session: &str) {
             self.cancelled.push(session.to_owned());
         }
+        async fn attach_agent(
+            &mut self,
+            _: &str,
+            _: OwnedFd,
+        ) -> Result<(String, String), LinkError> {
+            self.answers.push("<agent>".to_owned());
+            self.replies
+                .pop_front()
+                .unwrap_or(Ok(("prompt_secret".into(), "again".into())))
+        }
     }
 
     #[derive(Default)]
@@ -202,7 +255,7 @@ mod tests {
     }
 
     fn run(daemon: &mut Script, user: &mut User) -> Outcome {
-        zbus::block_on(relay(daemon, user, &HashMap::new()))
+        zbus::block_on(relay(daemon, user, &mut NoAgent, &HashMap::new()))
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! policy, no secrets at rest, no thread or socket outlives [`run`].
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod args;
 pub mod client;
 pub mod flow;
@@ -87,7 +88,7 @@ pub fn run(
             Ok(link) => link,
             Err(e) => return flow::relay_failed(e),
         };
-        flow::relay(&mut link, &mut tracking, context).await
+        flow::relay(&mut link, &mut tracking, &mut agent::CallerAgent, context).await
     });
     if args.debug {
         let item = |key: &str| context.get(key).map_or("", String::as_str);

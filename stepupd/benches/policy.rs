@@ -150,6 +150,7 @@ fn bench_policy(c: &mut Criterion) {
         tty: "/dev/pts/3".into(),
         rhost: RHOST.into(),
         command: None,
+        login_key: None,
     };
     let now: Timestamp = NOW.parse().expect("timestamp");
     let now_secs = u64::try_from(now.as_second()).expect("after 1970");

@@ -33,6 +33,15 @@ pub fn sender_name(header: &Header<'_>) -> Result<String, DaemonError> {
         .ok_or_else(|| DaemonError::AccessDenied("message has no sender".into()))
 }
 
+/// Who began an attempt: the connection (sessions are bound to its unique
+/// name), the process behind it when known, and the protocol it speaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub name: &'a str,
+    pub process: Option<ProcessId>,
+    pub protocol: u32,
+}
+
 /// A process as the kernel knows it for as long as it lives: its pid and
 /// its start time (`/proc/PID/stat` field 22, clock ticks after boot), so a
 /// pid reused later is another process.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use stepup_common::context as keys;
 
 pub use stepup_config::attempt::AttemptContext;
-use stepup_config::attempt::{SudoCommand, SudoMode};
+use stepup_config::attempt::{LoginKey, SudoCommand, SudoMode};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContextError {
@@ -46,6 +46,8 @@ struct SudoKeys {
     runas_group: String,
     cwd: String,
     mode: Option<String>,
+    /// sshd's `SSH_AUTH_INFO_0`, escaped (the PAM module, in sshd only).
+    auth_info: String,
 }
 
 impl FromWire for AttemptContext {
@@ -74,6 +76,7 @@ impl FromWire for AttemptContext {
                 keys::RUNAS_USER => &mut sudo.runas_user,
                 keys::RUNAS_GROUP => &mut sudo.runas_group,
                 keys::CWD => &mut sudo.cwd,
+                keys::SSH_AUTH_INFO => &mut sudo.auth_info,
                 keys::CALLER => {
                     sudo.caller = Some(value);
                     continue;
@@ -96,9 +99,28 @@ impl FromWire for AttemptContext {
         if ctx.user.is_empty() {
             return Err(ContextError::Missing("user"));
         }
+        ctx.login_key = login_key(&sudo.auth_info);
         ctx.command = sudo.into_command()?;
         Ok(ctx)
     }
+}
+
+/// The key of the login's `publickey` method, from sshd's
+/// `SSH_AUTH_INFO_0`. Anything that does not read as one (no publickey
+/// method, a form we do not know) is no key: login-key conditions then do
+/// not hold, as for any attempt without one.
+fn login_key(escaped: &str) -> Option<LoginKey> {
+    let bytes = keys::unescape(escaped)?;
+    let text = String::from_utf8(bytes).ok()?;
+    let methods = stepup_sshkey::parse_ssh_auth_info(&text).ok()?;
+    methods
+        .into_iter()
+        .find(|m| m.method == "publickey")
+        .and_then(|m| m.key)
+        .map(|k| LoginKey {
+            key_type: k.key_type,
+            fingerprint: k.fingerprint,
+        })
 }
 
 impl SudoKeys {

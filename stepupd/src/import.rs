@@ -11,10 +11,15 @@ use stepup_import::{CoseAlgorithm, OathKind};
 use zeroize::Zeroizing;
 
 use crate::factors::{recovery, totp};
-use crate::store::{Fido2Credential, ImportBatch, TotpCredential};
+use crate::store::{Fido2Credential, ImportBatch, SshKeyCredential, TotpCredential};
 
 /// The formats `Import` understands.
-pub const FORMATS: [&str; 3] = ["google-authenticator", "pam-u2f", "users-oath"];
+pub const FORMATS: [&str; 4] = [
+    "google-authenticator",
+    "pam-u2f",
+    "users-oath",
+    "authorized-keys",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportFailure {
@@ -30,7 +35,7 @@ pub struct Plan {
     pub report: String,
 }
 
-fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     let mut raw = [0u8; 6];
     rand::fill(&mut raw);
     format!(
@@ -245,4 +250,56 @@ pub fn users_oath(config: &Config, text: &str, now: u64) -> Result<Plan, ImportF
         )));
     }
     Ok(Plan { batch, report })
+}
+
+/// A user's `authorized_keys`: the security keys (`sk-…@openssh.com`)
+/// become `ssh_agent_key` credentials; other keys, keys with
+/// `no-touch-required` and CA keys are skipped, each named in the report.
+/// A line that cannot be read refuses the whole file.
+pub fn authorized_keys(user: &str, text: &str, now: u64) -> Result<Plan, ImportFailure> {
+    let found = stepup_sshkey::parse_authorized_keys(text)
+        .map_err(|e| ImportFailure::Refused(e.to_string()))?;
+    let mut batch = ImportBatch::default();
+    let mut report = String::new();
+    for (line, key) in &found.keys {
+        let cred = SshKeyCredential {
+            id: new_id("sshkey"),
+            user: user.to_owned(),
+            public_key: key.to_openssh_line(),
+            label: ssh_key_label(key),
+            created: now,
+        };
+        let _ = writeln!(
+            report,
+            "took: {} for {user} ({} {}) from line {line}",
+            cred.id,
+            key.key_type().as_str(),
+            key.fingerprint()
+        );
+        batch.ssh_keys.push(cred);
+    }
+    for (line, why) in &found.skipped {
+        let _ = writeln!(report, "skipped: line {line}: {why}");
+    }
+    if batch.ssh_keys.is_empty() {
+        return Err(ImportFailure::Refused(
+            "no security key (sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@openssh.com) in the file".into(),
+        ));
+    }
+    Ok(Plan { batch, report })
+}
+
+/// A label for an ssh key: its comment, else its fingerprint.
+pub fn ssh_key_label(key: &stepup_sshkey::EnrolledSkKey) -> String {
+    let comment: String = key
+        .comment()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if comment.is_empty() {
+        key.fingerprint()
+    } else {
+        comment
+    }
 }

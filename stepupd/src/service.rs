@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stepup_common::{CredentialRow, DaemonError, PROTOCOL_VERSION};
+use stepup_common::{CredentialRow, DaemonError, OLDEST_PROTOCOL, PROTOCOL_VERSION};
 use zbus::interface;
 use zbus::message::Header;
 use zeroize::Zeroizing;
 
 use crate::attempt::{Engine, validate_user_name};
 use crate::audit;
-use crate::caller::{process_of, require_root, sender_name};
+use crate::caller::{Caller, process_of, require_root, sender_name};
 use crate::context::{AttemptContext, FromWire};
 
 pub struct Daemon1 {
@@ -44,7 +44,7 @@ impl Daemon1 {
         context: HashMap<String, String>,
     ) -> Result<(String, String, String), DaemonError> {
         require_root(&self.dbus, &header).await?;
-        if protocol != PROTOCOL_VERSION {
+        if !(OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
             audit::event(
                 "protocol_mismatch",
                 &[
@@ -53,7 +53,7 @@ impl Daemon1 {
                 ],
             );
             return Err(DaemonError::ProtocolMismatch(format!(
-                "stepupd speaks protocol {PROTOCOL_VERSION}, the client sent {protocol}: install matching versions of pam_stepup.so and stepupd"
+                "stepupd speaks protocols {OLDEST_PROTOCOL} to {PROTOCOL_VERSION}, the client sent {protocol}: install matching versions of pam_stepup.so and stepupd"
             )));
         }
         let context = AttemptContext::from_wire(context)
@@ -71,7 +71,14 @@ impl Daemon1 {
             None => None,
         };
         let step = self
-            .blocking(move |engine| engine.begin(&owner, process, context))
+            .blocking(move |engine| {
+                let caller = Caller {
+                    name: &owner,
+                    process,
+                    protocol,
+                };
+                engine.begin(caller, context)
+            })
             .await?;
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
@@ -98,6 +105,24 @@ impl Daemon1 {
         let process = process_of(&self.dbus, &header).await;
         let step = self
             .blocking(move |engine| engine.respond(&owner, process, &session, answer))
+            .await?;
+        Ok((step.kind.as_str().to_owned(), step.text))
+    }
+
+    /// Protocol 2: the ssh-agent for an `agent` step (the module connected
+    /// it with the person's rights; the daemon checks whose it is).
+    async fn attach_agent(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        session: String,
+        agent: zbus::OwnedFd,
+    ) -> Result<(String, String), DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        let owner = sender_name(&header)?;
+        let process = process_of(&self.dbus, &header).await;
+        let agent = std::os::fd::OwnedFd::from(agent);
+        let step = self
+            .blocking(move |engine| engine.attach_agent(&owner, process, &session, agent))
             .await?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
@@ -186,6 +211,18 @@ impl Daemon1 {
             .blocking(move |engine| engine.explain(context, at))
             .await?;
         serde_json::to_string(&explanation).map_err(|e| DaemonError::Failed(e.to_string()))
+    }
+
+    /// Enroll an OpenSSH security-key public key (`ssh_agent_key`).
+    async fn enroll_ssh_key(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        user: String,
+        public_key: String,
+        label: String,
+    ) -> Result<String, DaemonError> {
+        require_root(&self.dbus, &header).await?;
+        self.engine.enroll_ssh_key(&user, &public_key, &label)
     }
 
     /// Enroll a security key (the key must be touched). Returns the credential id.

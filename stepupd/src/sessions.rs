@@ -21,6 +21,11 @@ pub enum Stage {
     AwaitingTouch,
     /// The security key's PIN was asked for.
     AwaitingPin,
+    /// The `agent` step was sent: the module hands over the ssh-agent
+    /// (`AttachAgent`), or answers empty when it has none.
+    AwaitingAgent,
+    /// The ssh-agent is being asked to sign (the key waits for a touch).
+    AgentSigning,
 }
 
 #[derive(Debug)]
@@ -40,6 +45,8 @@ pub struct Session {
     pub failures: u32,
     /// The security key request in flight, while `AwaitingTouch`.
     pub touch: Option<std::sync::Arc<crate::factors::fido2::touch::TouchWait>>,
+    /// The ssh-agent request in flight, while `AgentSigning`.
+    pub agent: Option<std::sync::Arc<crate::factors::ssh_agent::AgentWait>>,
     /// Security keys must verify the user (the rule's `require_uv`).
     pub require_uv: bool,
     /// Shown before the first code prompt (a security key was passed over).
@@ -65,6 +72,7 @@ impl Session {
             stage: self.stage,
             failures: self.failures,
             touch: None,
+            agent: None,
             require_uv: self.require_uv,
             note: self.note,
             tried: self.tried,
@@ -127,6 +135,15 @@ impl SessionTable {
         let id = raw.iter().map(|b| format!("{b:02x}")).collect::<String>();
         self.sessions.insert(id.clone(), session);
         Ok(id)
+    }
+
+    /// Is another attempt of `subject` waiting for their key through an
+    /// ssh-agent? (One at a time: a second request must not take the touch
+    /// meant for the first.)
+    pub fn agent_busy(&self, subject: &str) -> bool {
+        self.sessions
+            .values()
+            .any(|s| s.stage == Stage::AgentSigning && s.who.subject == subject)
     }
 
     /// How many sessions `owner` has open.
@@ -244,6 +261,7 @@ mod tests {
             stage: Stage::AwaitingCode,
             failures: 0,
             touch: None,
+            agent: None,
             require_uv: false,
             note: None,
             tried: None,

@@ -33,6 +33,8 @@ pub struct Who {
     /// What sudo is about to run (the sudo plugin's attempts only):
     /// (command line, capped; run-as user; run-as group).
     pub command: Option<(String, String, String)>,
+    /// The fingerprint of the key an ssh login used (sshd's attempts only).
+    pub login_key: Option<String>,
 }
 
 /// Longest command line an event carries; longer ones end in `…` (the
@@ -52,6 +54,7 @@ impl Default for Who {
             rhost: String::new(),
             caller: CALLER_PAM,
             command: None,
+            login_key: None,
         }
     }
 }
@@ -96,6 +99,7 @@ impl Who {
                 .command
                 .as_ref()
                 .map(|c| (capped(&c.line), c.runas_user.clone(), c.runas_group.clone())),
+            login_key: context.login_key.as_ref().map(|k| k.fingerprint.clone()),
         }
     }
 
@@ -111,6 +115,9 @@ impl Who {
             ("attempt", &self.attempt),
             ("caller", self.caller),
         ];
+        if let Some(fingerprint) = &self.login_key {
+            fields.push(("login_key", fingerprint));
+        }
         if let Some((line, runas_user, runas_group)) = &self.command {
             fields.push(("command", line));
             fields.push(("runas_user", runas_user));

@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 pub mod faults;
 pub mod postgres;
 pub mod probe;
+pub mod ssh;
 pub mod syslog;
 
 /// `target/debug` (or whichever profile built this test).
@@ -87,7 +88,7 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn stop_child(child: &mut Child, signal: Signal) {
+pub fn stop_child(child: &mut Child, signal: Signal) {
     let _ = kill(Pid::from_raw(child.id() as i32), signal);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {

@@ -62,7 +62,7 @@ fn list_remove_and_status() {
 
     let status = stdout(&daemon.ctl(&["status"]));
     assert!(
-        status.contains("credentials: 1") && status.contains("protocol: 1"),
+        status.contains("credentials: 1") && status.contains("protocol: 2"),
         "{status}"
     );
 

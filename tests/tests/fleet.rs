@@ -657,7 +657,9 @@ fn migrate_moves_a_populated_store_and_every_factor_works_on_the_other_host() {
     let (ok, said) = migrate(&args);
     assert!(ok, "{said}");
     assert!(
-        said.contains("1 TOTP credential(s), 1 security key(s), 10 recovery code(s)"),
+        said.contains(
+            "1 TOTP credential(s), 1 security key(s), 0 ssh-agent key(s), 10 recovery code(s)"
+        ),
         "{said}"
     );
 

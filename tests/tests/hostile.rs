@@ -400,7 +400,7 @@ fn unknown_protocol_versions_are_refused_and_nothing_is_recorded() {
     let secret = random_secret();
     w.daemon.enroll_totp("bob", &secret);
     let client = RawClient::connect(&w.bus.address);
-    for version in [0, 2, 7, u32::MAX] {
+    for version in [0, 3, 7, u32::MAX] {
         for user in ["alice", "bob"] {
             let err = client
                 .begin_with(version, context(&[("service", "sudo"), ("user", user)]))

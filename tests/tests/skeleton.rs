@@ -343,7 +343,7 @@ fn protocol_mismatch_is_refused_with_a_clear_message() {
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
-        msg.contains("protocol 1") && msg.contains("sent 99"),
+        msg.contains("protocols 1 to 2") && msg.contains("sent 99"),
         "{msg}"
     );
     assert!(daemon.log().contains("event=protocol_mismatch"));

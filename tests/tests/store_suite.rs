@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use stepup_config::StoreSettings;
 use stepup_tests::postgres::{Postgres, fleet_key};
 use stepupd::store::{
-    Fido2Credential, HistoryColumn, HistoryEntry, ImportBatch, PgStore, SqliteStore, Store,
-    TotpCredential,
+    Fido2Credential, HistoryColumn, HistoryEntry, ImportBatch, PgStore, SqliteStore,
+    SshKeyCredential, Store, TotpCredential,
 };
 use zeroize::Zeroizing;
 
@@ -64,7 +64,54 @@ both!(
     history_queries_respect_time_scope_user_and_host,
     lockout_lock_and_unlock_forget_earlier_failures,
     list_remove_and_import_are_scoped_and_all_or_nothing,
+    ssh_agent_key_counters_only_grow_and_login_keys_are_remembered,
 );
+
+fn ssh_key(id: &str, user: &str) -> SshKeyCredential {
+    SshKeyCredential {
+        id: id.into(),
+        user: user.into(),
+        public_key: "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t".into(),
+        label: "agent key".into(),
+        created: 4,
+    }
+}
+
+fn ssh_agent_key_counters_only_grow_and_login_keys_are_remembered(store: &mut dyn Store) {
+    store.add_ssh_key(&ssh_key("s1", "sam")).unwrap();
+    let keys = store.ssh_keys("sam").unwrap();
+    assert_eq!(keys, vec![(ssh_key("s1", "sam"), 0)]);
+    assert!(store.accept_ssh_key("s1", 3, &success("sam", 1)).unwrap());
+    assert!(!store.accept_ssh_key("s1", 3, &success("sam", 2)).unwrap());
+    assert_eq!(store.ssh_keys("sam").unwrap()[0].1, 3);
+    store.mark_ssh_key_suspect("s1").unwrap();
+    assert!(store.ssh_keys("sam").unwrap().is_empty());
+    assert!(!store.accept_ssh_key("s1", 9, &success("sam", 3)).unwrap());
+    assert_eq!(store.history("sam", 10).unwrap().len(), 1);
+    assert!(
+        store
+            .list("sam")
+            .unwrap()
+            .iter()
+            .any(|c| c.method == "ssh_agent_key")
+    );
+    assert!(store.remove("sam", "s1").unwrap());
+
+    assert_eq!(
+        store.login_key_last_seen("sam", "SHA256:abc").unwrap(),
+        None
+    );
+    store.mark_login_key_seen("sam", "SHA256:abc", 50).unwrap();
+    store.mark_login_key_seen("sam", "SHA256:abc", 40).unwrap();
+    assert_eq!(
+        store.login_key_last_seen("sam", "SHA256:abc").unwrap(),
+        Some(50)
+    );
+    assert_eq!(
+        store.login_key_last_seen("ann", "SHA256:abc").unwrap(),
+        None
+    );
+}
 
 fn cred(id: &str, user: &str) -> TotpCredential {
     TotpCredential {
@@ -268,10 +315,11 @@ fn list_remove_and_import_are_scoped_and_all_or_nothing(store: &mut dyn Store) {
         totp: vec![cred("i1", "gus"), cred("i2", "hal")],
         recovery: vec![("gus".into(), "$argon2id$g".into(), 9)],
         fido2: vec![key("ik", "hal")],
+        ssh_keys: vec![ssh_key("is", "hal")],
     };
     store.import(&batch).unwrap();
     assert_eq!(store.list("gus").unwrap().len(), 2);
-    assert_eq!(store.list("hal").unwrap().len(), 2);
+    assert_eq!(store.list("hal").unwrap().len(), 3);
     // An import that clashes with an existing id writes nothing at all.
     let clash = ImportBatch {
         totp: vec![cred("new", "ivy"), cred("i1", "ivy")],

@@ -29,6 +29,7 @@ use crate::hostpattern::ParsedRhost;
 
 pub mod command;
 pub mod group;
+pub mod login_key;
 pub mod new_rhost;
 pub mod recent_failures;
 pub mod remote;
@@ -270,12 +271,15 @@ registry! {
     runas::RunasUser,
     runas::RunasGroup,
     shell::Shell,
+    login_key::LoginKeyType,
+    login_key::LoginKeyIn,
     remote::Remote,
     rhost::Rhost,
     time::Time,
     session_age::SessionAge,
     group::Group,
     new_rhost::NewRhost,
+    login_key::NewLoginKey,
     recent_failures::RecentFailures,
     stepped_up_within::SteppedUpWithin,
 }

@@ -130,6 +130,7 @@ fn each_condition_has_a_short_phrase_for_people() {
         tty: "/dev/pts/3".into(),
         rhost: String::new(),
         command: None,
+        login_key: None,
     };
     let origin = Origin {
         rhost: "203.0.113.5".into(),

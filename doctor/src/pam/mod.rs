@@ -469,6 +469,26 @@ fn analyse(service: &str, path: &str, text: &str, resolve: Resolve<'_>) -> Vec<F
     findings
 }
 
+/// pam_env with `user_readenv=1` before pam_stepup reads the user's own
+/// ~/.pam_environment into the PAM environment, so a user could set
+/// `SSH_AUTH_INFO_0` (what sshd says about the login key) themselves.
+fn user_env_findings(hs: &[Handler], first_stepup: usize) -> Vec<Finding> {
+    hs[..first_stepup]
+        .iter()
+        .filter(|h| {
+            h.kind == Kind::Module
+                && file_name(&h.module) == "pam_env.so"
+                && h.args.iter().any(|a| a == "user_readenv=1")
+        })
+        .map(|h| {
+            Finding::warning(
+                h.loc.render(),
+                "pam_env.so with user_readenv=1 before pam_stepup.so: users can put their own values in the PAM environment, including SSH_AUTH_INFO_0, which login-key conditions (login_key_type, login_key, new_login_key) read; drop user_readenv=1 or move pam_env.so after pam_stepup.so",
+            )
+        })
+        .collect()
+}
+
 fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding> {
     let hs = &fl.handlers;
     let stepups: Vec<usize> = (0..hs.len())
@@ -509,6 +529,7 @@ fn stepup_findings(service: &str, path: &str, fl: &Flattener<'_>) -> Vec<Finding
     for &i in &stepups {
         out.extend(line_warnings(hs, i));
     }
+    out.extend(user_env_findings(hs, first));
     let walk = eval::walk(hs, false);
     out.extend(bypass_findings(hs, path, &walk.bypasses));
     let reach = eval::walk(hs, true);

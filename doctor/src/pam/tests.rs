@@ -499,3 +499,33 @@ fn pam_rootok_first_is_only_a_warning() {
         "warning: /etc/pam.d/sudo:5: pam_stepup.so is after `auth sufficient pam_rootok.so` (line 2): a success from pam_rootok.so skips step-up for callers that are already root"
     );
 }
+
+#[test]
+fn pam_env_reading_the_users_file_before_stepup_is_flagged() {
+    let before = check(
+        "auth required pam_env.so user_readenv=1\nauth required pam_stepup.so\n",
+        &[],
+    );
+    assert!(
+        before
+            .iter()
+            .any(|f| f.message.contains("user_readenv=1") && f.location.ends_with(":1")),
+        "{before:?}"
+    );
+    let after = check(
+        "auth required pam_stepup.so\nauth required pam_env.so user_readenv=1\n",
+        &[],
+    );
+    assert!(
+        !after.iter().any(|f| f.message.contains("user_readenv")),
+        "{after:?}"
+    );
+    let plain = check(
+        "auth required pam_env.so\nauth required pam_stepup.so\n",
+        &[],
+    );
+    assert!(
+        !plain.iter().any(|f| f.message.contains("user_readenv")),
+        "{plain:?}"
+    );
+}

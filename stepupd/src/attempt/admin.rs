@@ -34,6 +34,10 @@ impl Engine {
             }
             "pam-u2f" => crate::import::pam_u2f(text, &origin, now),
             "users-oath" => crate::import::users_oath(&config, text, now),
+            "authorized-keys" => {
+                validate_user_name(user)?;
+                crate::import::authorized_keys(user, text, now)
+            }
             other => {
                 return Err(DaemonError::InvalidArgument(format!(
                     "unknown format {other:?} (expected one of {})",
@@ -50,6 +54,7 @@ impl Engine {
             .iter()
             .map(|c| c.user.as_str())
             .chain(plan.batch.fido2.iter().map(|c| c.user.as_str()))
+            .chain(plan.batch.ssh_keys.iter().map(|c| c.user.as_str()))
             .collect();
         for user in &users {
             validate_user_name(user).map_err(|e| {
@@ -65,6 +70,7 @@ impl Engine {
                 ("users", &users.join(",")),
                 ("totp", &plan.batch.totp.len().to_string()),
                 ("keys", &plan.batch.fido2.len().to_string()),
+                ("ssh_keys", &plan.batch.ssh_keys.len().to_string()),
                 ("recovery_codes", &plan.batch.recovery.len().to_string()),
             ],
         );
@@ -109,6 +115,45 @@ impl Engine {
             &[("user", user), ("count", &count.to_string())],
         );
         Ok(codes)
+    }
+
+    /// Enroll an OpenSSH security-key public key for `ssh_agent_key`.
+    pub fn enroll_ssh_key(
+        &self,
+        user: &str,
+        public_key: &str,
+        label: &str,
+    ) -> Result<String, DaemonError> {
+        validate_user_name(user)?;
+        if label.len() > 64 || label.chars().any(char::is_control) {
+            return Err(DaemonError::InvalidArgument(
+                "label must be at most 64 printable characters".into(),
+            ));
+        }
+        let key = stepup_sshkey::EnrolledSkKey::from_openssh_line(public_key.trim())
+            .map_err(|e| DaemonError::InvalidArgument(format!("--pubkey: {e}")))?;
+        let cred = crate::store::SshKeyCredential {
+            id: crate::import::new_id("sshkey"),
+            user: user.to_owned(),
+            public_key: key.to_openssh_line(),
+            label: if label.is_empty() {
+                crate::import::ssh_key_label(&key)
+            } else {
+                label.to_owned()
+            },
+            created: unix_now(),
+        };
+        lock(&self.store).add_ssh_key(&cred).map_err(failed)?;
+        audit::event(
+            "enrolled",
+            &[
+                ("user", user),
+                ("method", Method::SshAgentKey.as_str()),
+                ("credential", &cred.id),
+                ("fingerprint", &key.fingerprint()),
+            ],
+        );
+        Ok(cred.id)
     }
 
     /// Enroll a TOTP credential; returns (id, otpauth URI).

@@ -6,14 +6,10 @@ use super::ending::Ending;
 use super::*;
 
 impl Engine {
-    /// `process` is the calling process (for the sudo plugin: its PAM
-    /// step-up answers the plugin's check; see `sudo_link`).
-    pub fn begin(
-        &self,
-        owner: &str,
-        process: Option<ProcessId>,
-        mut ctx: AttemptContext,
-    ) -> Result<Step, DaemonError> {
+    /// `caller.process` is the calling process (for the sudo plugin: its
+    /// PAM step-up answers the plugin's check; see `sudo_link`).
+    pub fn begin(&self, caller: Caller<'_>, mut ctx: AttemptContext) -> Result<Step, DaemonError> {
+        let process = caller.process;
         if let Some(command) = ctx.command.as_mut() {
             command.shell |= crate::shells::listed(&command.path);
         }
@@ -48,7 +44,14 @@ impl Engine {
             grace,
             ..Ending::default()
         };
-        let step = self.act(&config, owner, &attempt, &who, rule, (&ending, grace_scope));
+        let step = self.act(
+            &config,
+            caller,
+            &attempt,
+            &who,
+            rule,
+            (&ending, grace_scope),
+        );
         if step.is_err() {
             // Nothing final was sent and no session is left open: the
             // attempt's story ends here.
@@ -62,14 +65,14 @@ impl Engine {
     fn act(
         &self,
         config: &Config,
-        owner: &str,
+        caller: Caller<'_>,
         attempt: &Attempt<'_>,
         who: &Who,
         rule: &Rule,
         (ending, grace_scope): (&Ending<'_>, Option<&str>),
     ) -> Result<Step, DaemonError> {
         if rule.report_only {
-            return self.report_only(config, rule, attempt, who, ending);
+            return self.report_only(config, rule, (attempt, caller), who, ending);
         }
         match rule.action {
             Action::Deny => {
@@ -77,7 +80,7 @@ impl Engine {
                 Ok(Step::done(StepKind::Deny, rule.message.clone()))
             }
             Action::StepUp if !ending.grace => {
-                self.challenge(config, owner, rule, attempt, who.clone(), ending)
+                self.challenge(config, caller, rule, attempt, who.clone(), ending)
             }
             Action::Allow | Action::StepUp => {
                 if let Some(scope) = grace_scope {
@@ -96,14 +99,15 @@ impl Engine {
         &self,
         config: &Config,
         rule: &Rule,
-        attempt: &Attempt<'_>,
+        (attempt, caller): (&Attempt<'_>, Caller<'_>),
         who: &Who,
         ending: &Ending<'_>,
     ) -> Result<Step, DaemonError> {
         // Report-only locks nobody out: with the shared store unreachable
         // the report says nothing about enrollment, and the attempt passes.
         let enrolled = if rule.action == Action::StepUp && !ending.grace {
-            match self.offered_methods(config, rule, attempt.subject, attempt.origin.remote) {
+            let place = (attempt.origin.remote, caller.protocol >= 2);
+            match self.offered_methods(config, rule, attempt.subject, place) {
                 Ok((methods, _)) => Some(!methods.is_empty()),
                 Err(DaemonError::Unavailable(_)) => None,
                 Err(e) => return Err(e),
@@ -128,20 +132,21 @@ impl Engine {
     fn challenge(
         &self,
         config: &Config,
-        owner: &str,
+        caller: Caller<'_>,
         rule: &Rule,
         attempt: &Attempt<'_>,
         who: Who,
         ending: &Ending<'_>,
     ) -> Result<Step, DaemonError> {
-        let subject = attempt.subject;
+        let (subject, owner) = (attempt.subject, caller.name);
         if let Some(message) = self.locked_message(subject, unix_now())? {
             self.record(&who, "totp", "locked")?;
             who.event("factor_failed", &[("reason", "locked")]);
             self.end(&who, Outcome::Locked, ending);
             return Ok(Step::done(StepKind::Deny, message));
         }
-        let (methods, note) = self.offered_methods(config, rule, subject, attempt.origin.remote)?;
+        let place = (attempt.origin.remote, caller.protocol >= 2);
+        let (methods, note) = self.offered_methods(config, rule, subject, place)?;
         if methods.is_empty() {
             self.record(&who, "totp", "not_enrolled")?;
             who.event("factor_failed", &[("reason", "not_enrolled")]);
@@ -199,6 +204,7 @@ impl Engine {
             },
             failures: 0,
             touch: None,
+            agent: None,
             require_uv: rule.require_uv,
             note,
             tried: None,
@@ -238,8 +244,10 @@ impl Engine {
         methods: &[Method],
         note: Option<&'static str>,
     ) -> Result<Step, DaemonError> {
-        if methods.first() == Some(&Method::Fido2) {
-            return self.start_key_step(config, owner, id, None);
+        match methods.first() {
+            Some(Method::Fido2) => return self.start_key_step(config, owner, id, None),
+            Some(Method::SshAgentKey) => return self.start_agent_step(owner, id),
+            _ => {}
         }
         let prompt = prompt_for(methods);
         Ok(Step {

@@ -53,6 +53,16 @@ impl<'e> StoreLookups<'e> {
 }
 
 impl Lookups for StoreLookups<'_> {
+    fn login_key_last_seen(
+        &mut self,
+        subject: &str,
+        fingerprint: &str,
+    ) -> Result<Option<u64>, String> {
+        lock(self.store)
+            .login_key_last_seen(subject, fingerprint)
+            .map_err(|e| e.to_string())
+    }
+
     fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String> {
         if let Some((cached_user, groups)) = &self.groups
             && cached_user == user

@@ -16,7 +16,7 @@ use stepup_config::{Action, Config, Method, Rule, Scope, SubjectItem};
 use zeroize::Zeroizing;
 
 use crate::audit;
-use crate::caller::ProcessId;
+use crate::caller::{Caller, ProcessId};
 use crate::context::AttemptContext;
 use crate::factors::fido2::touch::{TouchWait, authenticator_for};
 use crate::factors::recovery;
@@ -28,6 +28,7 @@ use crate::utmp;
 pub use crate::who::Who;
 
 mod admin;
+mod agent;
 mod begin;
 mod ending;
 mod explain;
@@ -175,17 +176,24 @@ impl Engine {
     }
 
     /// Remember that `who` was let in from their source (for `new_rhost`).
-    /// An unreachable shared store does not hold up an allow that needed no
-    /// state: the source is then not remembered, so `new_rhost` will call it
-    /// new once more (the stricter side).
+    /// Remember what an allowed attempt makes known: its source address
+    /// (for `new_rhost`) and its login key (for `new_login_key`). An
+    /// unreachable shared store does not hold up an allow that needed no
+    /// state: they are then not remembered, so `new_rhost` and
+    /// `new_login_key` will call them new once more (the stricter side).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
-        if who.rhost.is_empty() {
-            return Ok(());
-        }
-        match lock(&self.store).mark_source_seen(&who.subject, &who.rhost, unix_now()) {
+        let mut store = lock(&self.store);
+        let tolerate = |result: Result<(), StoreError>| match result {
             Err(e) if e.is_unreachable() => Ok(()),
             other => other.map_err(failed),
+        };
+        if !who.rhost.is_empty() {
+            tolerate(store.mark_source_seen(&who.subject, &who.rhost, unix_now()))?;
         }
+        if let Some(fingerprint) = &who.login_key {
+            tolerate(store.mark_login_key_seen(&who.subject, fingerprint, unix_now()))?;
+        }
+        Ok(())
     }
 
     /// Where the attempt came from: PAM_RHOST, else the tty's login session in utmp.
@@ -225,16 +233,16 @@ impl Engine {
         }
     }
 
-    /// The rule's methods, in its order, that `subject` has enrolled.
     /// The rule's methods, in its order, that `subject` can use here: a
     /// security key only in a local session with a key connected. Also a
     /// note for the person when a key was passed over.
+    /// `agent`: the client can hand over an ssh-agent (protocol 2).
     fn offered_methods(
         &self,
         config: &Config,
         rule: &Rule,
         subject: &str,
-        remote: bool,
+        (remote, agent): (bool, bool),
     ) -> Result<(Vec<Method>, Option<&'static str>), DaemonError> {
         let store = lock(&self.store);
         let mut offered = Vec::new();
@@ -256,6 +264,10 @@ impl Engine {
                         note = Some("No security key found; using another method.");
                         false
                     }
+                }
+                // The person's key is on the computer they connected from.
+                Method::SshAgentKey => {
+                    remote && agent && !store.ssh_keys(subject).map_err(failed)?.is_empty()
                 }
             };
             if usable {

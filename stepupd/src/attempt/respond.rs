@@ -30,17 +30,27 @@ impl Engine {
             .peek(id, owner)
             .map(|s| s.who.subject.clone());
         let step = self.respond_to(owner, id, answer);
-        if let (Ok(step), Ok(subject)) = (&step, &subject)
-            && step.kind == StepKind::Allow
-        {
-            self.remember_step_up(process, subject);
-        }
+        self.after_step(process, subject.ok(), &step);
         if let Err(e) = &step
             && !matches!(e, DaemonError::NoSuchSession(_))
         {
             self.end_on_error(owner, id);
         }
         step
+    }
+
+    /// A step-up proved by `process` answers its sudo's approval check.
+    pub(super) fn after_step(
+        &self,
+        process: Option<ProcessId>,
+        subject: Option<String>,
+        step: &Result<Step, DaemonError>,
+    ) {
+        if let (Ok(step), Some(subject)) = (step, subject)
+            && step.kind == StepKind::Allow
+        {
+            self.remember_step_up(process, &subject);
+        }
     }
 
     fn respond_to(
@@ -117,6 +127,16 @@ impl Engine {
                 let touch = session.touch.clone();
                 drop(sessions);
                 self.await_touch(config, owner, id, touch)?
+            }
+            Stage::AwaitingAgent => {
+                // An answer here, not `AttachAgent`: the module has no agent.
+                drop(sessions);
+                self.no_agent(owner, id, "no forwarded ssh-agent in this session")?
+            }
+            Stage::AgentSigning => {
+                let agent = session.agent.clone();
+                drop(sessions);
+                self.await_agent(config, owner, id, agent)?
             }
         };
         Ok(Turn::Step(step))

@@ -83,6 +83,9 @@ enum Command {
         /// sudo's front-end configuration (does it load the stepup approval plugin?)
         #[arg(long, default_value = "/etc/sudo.conf")]
         sudo_conf: PathBuf,
+        /// sshd's configuration (does PAM see the login key?)
+        #[arg(long, default_value = "/etc/ssh/sshd_config")]
+        sshd_config: PathBuf,
         /// PAM services to check (default: sudo, su, sshd — those present)
         #[arg(long = "service")]
         services: Vec<String>,
@@ -224,6 +227,9 @@ enum ImportSource {
     },
     /// A pam_oath usersfile (TOTP lines)
     UsersOath { file: PathBuf },
+    /// A user's authorized_keys: its security keys (sk-…@openssh.com) become
+    /// ssh_agent_key credentials; other keys are skipped and named
+    AuthorizedKeys { user: String, file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +253,17 @@ enum Factor {
         /// Do not draw the QR code
         #[arg(long)]
         no_qr: bool,
+    },
+    /// An OpenSSH security key (sk-ssh-ed25519 or sk-ecdsa) used through
+    /// the person's ssh-agent from remote sessions (ssh_agent_key)
+    SshKey {
+        user: String,
+        /// The public key file (id_ed25519_sk.pub), or `-` for standard input
+        #[arg(long)]
+        pubkey: PathBuf,
+        /// A name for this key, shown by `list` (default: the key's comment)
+        #[arg(long, default_value = "")]
+        label: String,
     },
 }
 
@@ -280,8 +297,14 @@ fn run(cli: Cli) -> Result<()> {
             pam_dir,
             sudoers,
             sudo_conf,
+            sshd_config,
             services,
-        } => doctor(&config_dir, &pam_dir, (&sudoers, &sudo_conf), &services),
+        } => doctor(
+            &config_dir,
+            &pam_dir,
+            (&sudoers, &sudo_conf, &sshd_config),
+            &services,
+        ),
         Command::Enroll { factor } => online(bus, async |daemon| enroll(daemon, factor).await),
         Command::List { user } => online(bus, async |daemon| list(daemon, &user).await),
         Command::Remove { user, id } => {
@@ -433,6 +456,24 @@ async fn enroll(daemon: &Daemon1Proxy<'_>, factor: Factor) -> Result<()> {
             println!("Enrolled {id} for {user}.");
             Ok(())
         }
+        Factor::SshKey {
+            user,
+            pubkey,
+            label,
+        } => {
+            let line = if pubkey.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                    .context("reading the public key from standard input")?;
+                text
+            } else {
+                std::fs::read_to_string(&pubkey)
+                    .with_context(|| format!("reading {}", pubkey.display()))?
+            };
+            let id = daemon.enroll_ssh_key(&user, line.trim(), &label).await?;
+            println!("Enrolled {id} for {user}.");
+            Ok(())
+        }
     }
 }
 
@@ -535,6 +576,9 @@ async fn import(daemon: &Daemon1Proxy<'_>, source: ImportSource) -> Result<()> {
         }
         ImportSource::PamU2f { file, origin } => ("pam-u2f", String::new(), file, origin),
         ImportSource::UsersOath { file } => ("users-oath", String::new(), file, String::new()),
+        ImportSource::AuthorizedKeys { user, file } => {
+            ("authorized-keys", user, file, String::new())
+        }
     };
     let text = Zeroizing::new(
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?,
@@ -625,7 +669,7 @@ fn audit_report(events: &EventSource, json: bool) -> Result<()> {
 fn doctor(
     config_dir: &std::path::Path,
     pam_dir: &std::path::Path,
-    (sudoers, sudo_conf): (&std::path::Path, &std::path::Path),
+    (sudoers, sudo_conf, sshd_config): (&std::path::Path, &std::path::Path, &std::path::Path),
     services: &[String],
 ) -> Result<()> {
     let mut findings = Vec::new();
@@ -640,6 +684,17 @@ fn doctor(
         }
     };
     let plugin = check_sudo_front_end(sudo_conf, config.as_ref(), &mut findings);
+    if let Ok(text) = std::fs::read_to_string(sshd_config) {
+        let login_key_rules = config
+            .as_ref()
+            .is_some_and(|c| uses_conditions(c, &["login_key_type", "login_key", "new_login_key"]));
+        let path = sshd_config.display().to_string();
+        findings.extend(stepup_doctor::check_sshd_config(
+            &path,
+            &text,
+            login_key_rules,
+        ));
+    }
     let grace = config.as_ref().is_some_and(sudo_rules_have_grace);
     match stepup_doctor::read_sudoers(sudoers) {
         Ok(facts) => findings.extend(stepup_doctor::check_sudo_with(&facts, grace, plugin)),
@@ -717,6 +772,14 @@ fn check_sudo_front_end(
             false
         }
     }
+}
+
+/// Does any rule use one of these conditions?
+fn uses_conditions(config: &Config, keys: &[&str]) -> bool {
+    config
+        .rules
+        .iter()
+        .any(|r| r.when.iter().any(|c| keys.contains(&c.key())))
 }
 
 /// Does every step-up rule that can decide a sudo attempt carry its own

@@ -3,4 +3,5 @@
 
 pub mod fido2;
 pub mod recovery;
+pub mod ssh_agent;
 pub mod totp;

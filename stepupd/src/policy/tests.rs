@@ -61,6 +61,7 @@ fn ctx(service: &str, user: &str, tty: &str, rhost: &str) -> AttemptContext {
         tty: tty.into(),
         rhost: rhost.into(),
         command: None,
+        login_key: None,
     }
 }
 

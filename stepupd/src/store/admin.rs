@@ -55,12 +55,13 @@ pub fn migrate(
     let shared = PgStore::with_keys(settings::parse(store)?, Arc::new(keyring(store)?), quiet())?;
     let done = shared.migrate_in(&snapshot, host, force)?;
     let mut report = format!(
-        "migrated {} user(s) from {} to {}: {} TOTP credential(s), {} security key(s), {} recovery code(s), {} history row(s)",
+        "migrated {} user(s) from {} to {}: {} TOTP credential(s), {} security key(s), {} ssh-agent key(s), {} recovery code(s), {} history row(s)",
         done.users,
         local.path().display(),
         store.url.as_deref().unwrap_or_default(),
         done.totp,
         done.keys,
+        done.ssh_keys,
         done.recovery_codes,
         done.history
     );
@@ -81,10 +82,11 @@ pub fn rekey(store: &StoreSettings, new_key: &Path) -> Result<String, StoreError
     let shared = PgStore::with_keys(settings::parse(store)?, Arc::new(keyring(store)?), quiet())?;
     let done = shared.rekey(&new)?;
     Ok(format!(
-        "re-sealed under fleet key {}: {} TOTP secret(s), {} security key(s), {} recovery code(s). Now make {} the key_file of every host (docs/deploy.md, key rotation).",
+        "re-sealed under fleet key {}: {} TOTP secret(s), {} security key(s), {} ssh-agent key(s), {} recovery code(s). Now make {} the key_file of every host (docs/deploy.md, key rotation).",
         new.current.id_hex(),
         done.totp,
         done.keys,
+        done.ssh_keys,
         done.recovery_codes,
         new_key.display()
     ))

@@ -139,6 +139,17 @@ pub struct Fido2Credential {
     pub created: u64,
 }
 
+/// A security key used through an ssh-agent: its OpenSSH public key line
+/// (type, base64, no comment), not secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshKeyCredential {
+    pub id: String,
+    pub user: String,
+    pub public_key: String,
+    pub label: String,
+    pub created: u64,
+}
+
 /// What one import writes.
 #[derive(Default)]
 pub struct ImportBatch {
@@ -146,6 +157,7 @@ pub struct ImportBatch {
     /// (user, PHC hash, created)
     pub recovery: Vec<(String, String, u64)>,
     pub fido2: Vec<Fido2Credential>,
+    pub ssh_keys: Vec<SshKeyCredential>,
 }
 
 /// History columns a success can be scoped to.
@@ -226,6 +238,23 @@ pub trait Store: Send {
     fn import(&mut self, batch: &ImportBatch) -> Result<(), StoreError>;
     fn prune_history(&mut self, before: u64) -> Result<usize, StoreError>;
     fn credential_exists(&self, id: &str) -> Result<bool, StoreError>;
+    fn add_ssh_key(&mut self, key: &SshKeyCredential) -> Result<(), StoreError>;
+    fn ssh_keys(&self, user: &str) -> Result<Vec<(SshKeyCredential, u32)>, StoreError>;
+    fn accept_ssh_key(
+        &mut self,
+        id: &str,
+        counter: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError>;
+    fn mark_ssh_key_suspect(&mut self, id: &str) -> Result<(), StoreError>;
+    fn login_key_last_seen(&self, user: &str, fingerprint: &str)
+    -> Result<Option<u64>, StoreError>;
+    fn mark_login_key_seen(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        time: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// Open the store `[store]` names: the shared PostgreSQL database when

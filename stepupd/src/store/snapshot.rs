@@ -7,12 +7,22 @@ use std::collections::BTreeSet;
 use rusqlite::params;
 use zeroize::Zeroizing;
 
-use super::{Fido2Credential, HistoryEntry, LockoutRow, SqliteStore, StoreError, TotpCredential};
+use super::{
+    Fido2Credential, HistoryEntry, LockoutRow, SqliteStore, SshKeyCredential, StoreError,
+    TotpCredential,
+};
 
 /// A security key with the state the engine keeps about it.
 pub struct KeyState {
     pub key: Fido2Credential,
     pub sign_count: u32,
+    pub suspect: bool,
+}
+
+/// An ssh-agent security key with its counter.
+pub struct SshKeyState {
+    pub key: SshKeyCredential,
+    pub counter: u32,
     pub suspect: bool,
 }
 
@@ -29,11 +39,14 @@ pub struct RecoveryRow {
 pub struct Snapshot {
     pub totp: Vec<TotpCredential>,
     pub keys: Vec<KeyState>,
+    pub ssh_keys: Vec<SshKeyState>,
     pub recovery: Vec<RecoveryRow>,
     /// (row id in this store, the row), in id order.
     pub history: Vec<(i64, HistoryEntry)>,
     /// (user, source address, last seen)
     pub sources: Vec<(String, String, u64)>,
+    /// (user, login key fingerprint, last seen)
+    pub login_keys: Vec<(String, String, u64)>,
     pub lockouts: Vec<(String, LockoutRow)>,
 }
 
@@ -44,6 +57,7 @@ impl Snapshot {
             .iter()
             .map(|c| c.user.as_str())
             .chain(self.keys.iter().map(|k| k.key.user.as_str()))
+            .chain(self.ssh_keys.iter().map(|k| k.key.user.as_str()))
             .chain(self.recovery.iter().map(|r| r.user.as_str()))
             .collect()
     }
@@ -95,9 +109,17 @@ fn read_all(conn: &rusqlite::Connection) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         totp,
         keys: read_keys(conn)?,
+        ssh_keys: read_ssh_keys(conn)?,
         recovery,
         history: read_history(conn)?,
-        sources: read_sources(conn)?,
+        sources: read_pairs(
+            conn,
+            "SELECT user, rhost, last_seen FROM sources ORDER BY 1, 2",
+        )?,
+        login_keys: read_pairs(
+            conn,
+            "SELECT user, fingerprint, last_seen FROM login_keys ORDER BY 1, 2",
+        )?,
         lockouts: read_lockouts(conn)?,
     })
 }
@@ -153,10 +175,33 @@ fn read_history(conn: &rusqlite::Connection) -> Result<Vec<(i64, HistoryEntry)>,
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn read_sources(conn: &rusqlite::Connection) -> Result<Vec<(String, String, u64)>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT user, rhost, last_seen FROM sources ORDER BY user, rhost")?;
+/// (user, what was seen, when) rows: sources, login keys.
+fn read_pairs(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn read_ssh_keys(conn: &rusqlite::Connection) -> Result<Vec<SshKeyState>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, user, public_key, label, created, counter, suspect FROM ssh_keys ORDER BY created, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SshKeyState {
+            key: SshKeyCredential {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                public_key: r.get(2)?,
+                label: r.get(3)?,
+                created: r.get(4)?,
+            },
+            counter: r.get(5)?,
+            suspect: r.get(6)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

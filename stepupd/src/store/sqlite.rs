@@ -13,11 +13,11 @@ use zeroize::Zeroizing;
 
 use super::{
     CredentialSummary, Fido2Credential, HistoryColumn, HistoryEntry, ImportBatch, LockoutRow,
-    StoreError, TotpCredential,
+    SshKeyCredential, StoreError, TotpCredential,
 };
 
 /// Schema version this build writes. A newer one on disk is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 const DB_FILE: &str = "stepup.db";
 
 /// The schema's migrations: `MIGRATIONS[n]` takes a store at version `n`
@@ -107,11 +107,32 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
                  CREATE INDEX history_user_outcome_time ON history(user, outcome, time);
                  PRAGMA user_version = 4;
                  COMMIT;",
-    // 4 → 5: the host that recorded each history row (the shared store
+    // 4 → 5: security keys used through an ssh-agent (`ssh_agent_key`),
+    // and the login keys sshd reported (`new_login_key`).
+    "BEGIN;
+                 CREATE TABLE ssh_keys (
+                     id TEXT PRIMARY KEY,
+                     user TEXT NOT NULL,
+                     public_key TEXT NOT NULL,
+                     label TEXT NOT NULL,
+                     counter INTEGER NOT NULL DEFAULT 0,
+                     suspect INTEGER NOT NULL DEFAULT 0,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX ssh_keys_user ON ssh_keys(user);
+                 CREATE TABLE login_keys (
+                     user TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL,
+                     last_seen INTEGER NOT NULL,
+                     PRIMARY KEY (user, fingerprint)
+                 );
+                 PRAGMA user_version = 5;
+                 COMMIT;",
+    // 5 → 6: the host that recorded each history row (the shared store
     // mixes hosts; a row written before this was written here).
     "BEGIN;
                  ALTER TABLE history ADD COLUMN host TEXT NOT NULL DEFAULT '';
-                 PRAGMA user_version = 5;
+                 PRAGMA user_version = 6;
                  COMMIT;",
 ];
 
@@ -347,6 +368,8 @@ impl SqliteStore {
              UNION ALL
              SELECT id, 'fido2', label, created FROM fido2_credentials WHERE user = ?1
              UNION ALL
+             SELECT id, 'ssh_agent_key', label, created FROM ssh_keys WHERE user = ?1
+             UNION ALL
              SELECT 'recovery', 'recovery', count(*) || ' unused code(s)', max(created)
                FROM recovery_codes WHERE user = ?1 AND used_at IS NULL HAVING count(*) > 0
              ORDER BY 4, 1",
@@ -370,6 +393,10 @@ impl SqliteStore {
         )?;
         changed += self.conn.execute(
             "DELETE FROM fido2_credentials WHERE user = ?1 AND id = ?2",
+            params![user, id],
+        )?;
+        changed += self.conn.execute(
+            "DELETE FROM ssh_keys WHERE user = ?1 AND id = ?2",
             params![user, id],
         )?;
         if id == "recovery" {
@@ -566,6 +593,9 @@ impl SqliteStore {
         for key in &batch.fido2 {
             insert_fido2(&tx, key)?;
         }
+        for key in &batch.ssh_keys {
+            insert_ssh_key(&tx, key)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -589,6 +619,104 @@ impl SqliteStore {
             .optional()?
             .is_some())
     }
+
+    pub fn add_ssh_key(&mut self, key: &SshKeyCredential) -> Result<(), StoreError> {
+        insert_ssh_key(&self.conn, key)
+    }
+
+    /// A user's usable ssh-agent security keys (not marked suspect), with
+    /// their last accepted counters, in enrollment order.
+    pub fn ssh_keys(&self, user: &str) -> Result<Vec<(SshKeyCredential, u32)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user, public_key, label, created, counter FROM ssh_keys
+             WHERE user = ?1 AND suspect = 0 ORDER BY created, id",
+        )?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok((
+                SshKeyCredential {
+                    id: r.get(0)?,
+                    user: r.get(1)?,
+                    public_key: r.get(2)?,
+                    label: r.get(3)?,
+                    created: r.get(4)?,
+                },
+                r.get(5)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Accept an ssh-agent signature: raise the key's counter (strictly
+    /// upwards) and record the success, in one transaction. False when the
+    /// counter did not grow (a race, a replay or a clone).
+    pub fn accept_ssh_key(
+        &mut self,
+        id: &str,
+        counter: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE ssh_keys SET counter = ?2 WHERE id = ?1 AND suspect = 0 AND counter < ?2",
+            params![id, counter],
+        )?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        insert_history(&tx, success)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Take an ssh-agent key out of use (its counter went backwards).
+    pub fn mark_ssh_key_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE ssh_keys SET suspect = 1 WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// When `user` last logged in (allowed) with the key of `fingerprint`.
+    pub fn login_key_last_seen(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT last_seen FROM login_keys WHERE user = ?1 AND fingerprint = ?2",
+            )?
+            .query_row(params![user, fingerprint], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn mark_login_key_seen(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        time: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO login_keys (user, fingerprint, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user, fingerprint) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            params![user, fingerprint, time],
+        )?;
+        Ok(())
+    }
+}
+
+fn insert_ssh_key(conn: &Connection, key: &SshKeyCredential) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO ssh_keys (id, user, public_key, label, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key.id,
+        key.user,
+        key.public_key,
+        key.label,
+        key.created
+    ])?;
+    Ok(())
 }
 
 fn insert_totp(conn: &Connection, cred: &TotpCredential) -> Result<(), StoreError> {
@@ -836,6 +964,38 @@ impl super::Store for SqliteStore {
     fn credential_exists(&self, id: &str) -> Result<bool, StoreError> {
         Self::credential_exists(self, id)
     }
+    fn add_ssh_key(&mut self, key: &SshKeyCredential) -> Result<(), StoreError> {
+        Self::add_ssh_key(self, key)
+    }
+    fn ssh_keys(&self, user: &str) -> Result<Vec<(SshKeyCredential, u32)>, StoreError> {
+        Self::ssh_keys(self, user)
+    }
+    fn accept_ssh_key(
+        &mut self,
+        id: &str,
+        counter: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        Self::accept_ssh_key(self, id, counter, success)
+    }
+    fn mark_ssh_key_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        Self::mark_ssh_key_suspect(self, id)
+    }
+    fn login_key_last_seen(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Self::login_key_last_seen(self, user, fingerprint)
+    }
+    fn mark_login_key_seen(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        time: u64,
+    ) -> Result<(), StoreError> {
+        Self::mark_login_key_seen(self, user, fingerprint, time)
+    }
 }
 
 #[cfg(test)]
@@ -914,7 +1074,8 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("open"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
         conn.execute_batch(
-            "DROP INDEX history_user_outcome_time; ALTER TABLE history DROP COLUMN host;
+            "DROP INDEX history_user_outcome_time; DROP TABLE ssh_keys; DROP TABLE login_keys;
+             ALTER TABLE history DROP COLUMN host;
              PRAGMA user_version = 3;",
         )
         .expect("make it a version 3 store");

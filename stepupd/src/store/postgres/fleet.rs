@@ -15,6 +15,7 @@ pub struct Migrated {
     pub users: usize,
     pub totp: usize,
     pub keys: usize,
+    pub ssh_keys: usize,
     pub recovery_codes: usize,
     pub history: usize,
     /// Users who were already in the shared store and were replaced (`--force`).
@@ -26,6 +27,7 @@ pub struct Migrated {
 pub struct Rekeyed {
     pub totp: usize,
     pub keys: usize,
+    pub ssh_keys: usize,
     pub recovery_codes: usize,
 }
 
@@ -71,6 +73,7 @@ impl PgStore {
                 users: users.len(),
                 totp: snapshot.totp.len(),
                 keys: snapshot.keys.len(),
+                ssh_keys: snapshot.ssh_keys.len(),
                 recovery_codes: snapshot.recovery.len(),
                 history: snapshot.history.len(),
                 replaced: present.clone(),
@@ -105,6 +108,7 @@ impl PgStore {
                 update(&tx, "UPDATE fido2_credentials SET public_key = $2 WHERE id = $1", &key.id, &sealed).await?;
                 done.keys += 1;
             }
+            done.ssh_keys = self.rekey_ssh_keys(&tx, new).await?;
             done.recovery_codes = rekey_recovery(&tx, &self.keys, new).await?;
             let check = schema::sealed_key_check(new);
             tx.execute("UPDATE stepup_meta SET value = $1 WHERE name = 'key_check'", &[&check])
@@ -113,6 +117,26 @@ impl PgStore {
             tx.commit().await.map_err(OpError::write)?;
             Ok(done)
         })
+    }
+}
+
+impl PgStore {
+    async fn rekey_ssh_keys(&self, tx: &Transaction<'_>, new: &Keyring) -> Result<usize, OpError> {
+        let rows = tx
+            .query(
+                "SELECT id, user_name, public_key, label, created, counter FROM ssh_keys FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(OpError::write)?;
+        for row in &rows {
+            let (key, _) = self.open_ssh_key(row)?;
+            let binding = ssh_key_binding(&key.id, &key.user);
+            let sealed = new.seal(key.public_key.as_bytes(), &binding);
+            let sql = "UPDATE ssh_keys SET public_key = $2 WHERE id = $1";
+            update(tx, sql, &key.id, &sealed).await?;
+        }
+        Ok(rows.len())
     }
 }
 
@@ -155,6 +179,7 @@ async fn rekey_recovery(
 struct Sealed {
     totp: Vec<Vec<u8>>,
     keys: Vec<Vec<u8>>,
+    ssh_keys: Vec<Vec<u8>>,
     recovery: Vec<Vec<u8>>,
 }
 
@@ -166,6 +191,11 @@ impl Sealed {
                 .keys
                 .iter()
                 .map(|k| store.seal_fido2(&k.key))
+                .collect(),
+            ssh_keys: snapshot
+                .ssh_keys
+                .iter()
+                .map(|k| store.seal_ssh_key(&k.key))
                 .collect(),
             recovery: snapshot
                 .recovery
@@ -182,6 +212,7 @@ async fn present_users(tx: &Transaction<'_>, users: &[&str]) -> Result<Vec<Strin
         .query(
             "SELECT user_name FROM credentials WHERE user_name = ANY($1)
              UNION SELECT user_name FROM fido2_credentials WHERE user_name = ANY($1)
+             UNION SELECT user_name FROM ssh_keys WHERE user_name = ANY($1)
              UNION SELECT user_name FROM recovery_codes WHERE user_name = ANY($1)",
             &[&users],
         )
@@ -195,6 +226,7 @@ async fn forget_user(tx: &Transaction<'_>, user: &str) -> Result<(), OpError> {
     for sql in [
         "DELETE FROM credentials WHERE user_name = $1",
         "DELETE FROM fido2_credentials WHERE user_name = $1",
+        "DELETE FROM ssh_keys WHERE user_name = $1",
         "DELETE FROM recovery_codes WHERE user_name = $1",
         "DELETE FROM lockout WHERE user_name = $1",
     ] {
@@ -217,6 +249,15 @@ async fn write_factors(
         tx.execute(
             "UPDATE fido2_credentials SET sign_count = $2, suspect = $3 WHERE id = $1",
             &[&state.key.id, &i64::from(state.sign_count), &state.suspect],
+        )
+        .await
+        .map_err(OpError::write)?;
+    }
+    for (state, public_key) in snapshot.ssh_keys.iter().zip(&sealed.ssh_keys) {
+        insert_ssh_key(tx, cache, &state.key, public_key).await?;
+        tx.execute(
+            "UPDATE ssh_keys SET counter = $2, suspect = $3 WHERE id = $1",
+            &[&state.key.id, &i64::from(state.counter), &state.suspect],
         )
         .await
         .map_err(OpError::write)?;
@@ -282,6 +323,15 @@ async fn write_sources_and_lockouts(
             "INSERT INTO sources (user_name, rhost, last_seen) VALUES ($1, $2, $3)
              ON CONFLICT (user_name, rhost) DO UPDATE SET last_seen = greatest(sources.last_seen, excluded.last_seen)",
             &[user, rhost, &int(*seen)],
+        )
+        .await
+        .map_err(OpError::write)?;
+    }
+    for (user, fingerprint, seen) in &snapshot.login_keys {
+        tx.execute(
+            "INSERT INTO login_keys (user_name, fingerprint, last_seen) VALUES ($1, $2, $3)
+             ON CONFLICT (user_name, fingerprint) DO UPDATE SET last_seen = greatest(login_keys.last_seen, excluded.last_seen)",
+            &[user, fingerprint, &int(*seen)],
         )
         .await
         .map_err(OpError::write)?;

@@ -19,7 +19,7 @@ use tokio_postgres::Row;
 use super::crypt::{Binding, Keyring};
 use super::{
     CredentialSummary, Fido2Credential, HistoryColumn, HistoryEntry, ImportBatch, LockoutRow,
-    Store, StoreError, TotpCredential,
+    SshKeyCredential, Store, StoreError, TotpCredential,
 };
 
 mod fleet;
@@ -68,6 +68,10 @@ fn fido2_binding(id: &str, user: &str, rp_id: &str, algorithm: &str) -> Binding 
 
 fn recovery_binding(user: &str) -> Binding {
     Binding::new("recovery", &[user])
+}
+
+fn ssh_key_binding(id: &str, user: &str) -> Binding {
+    Binding::new("ssh-key", &[id, user])
 }
 
 impl PgStore {
@@ -263,6 +267,34 @@ impl PgStore {
     pub(crate) fn seal_recovery(&self, user: &str, hash: &str) -> Vec<u8> {
         self.keys.seal(hash.as_bytes(), &recovery_binding(user))
     }
+
+    /// An ssh-agent key's public key is not secret, but it decides who may
+    /// step up: sealed so a database writer cannot plant one.
+    pub(crate) fn seal_ssh_key(&self, key: &SshKeyCredential) -> Vec<u8> {
+        self.keys.seal(
+            key.public_key.as_bytes(),
+            &ssh_key_binding(&key.id, &key.user),
+        )
+    }
+
+    fn open_ssh_key(&self, row: &Row) -> Result<(SshKeyCredential, u32), StoreError> {
+        let (id, user): (String, String) = (row.get(0), row.get(1));
+        let sealed: Vec<u8> = row.get(2);
+        let public_key = self.keys.open(&sealed, &ssh_key_binding(&id, &user))?;
+        let public_key = String::from_utf8(public_key.to_vec())
+            .map_err(|_| StoreError::Shared("an ssh key is not text".into()))?;
+        let counter: i64 = row.get(5);
+        Ok((
+            SshKeyCredential {
+                id,
+                user,
+                public_key,
+                label: row.get(3),
+                created: uint(row.get(4)),
+            },
+            u32::try_from(counter).unwrap_or(u32::MAX),
+        ))
+    }
 }
 
 const INSERT_HISTORY: &str =
@@ -300,6 +332,8 @@ const INSERT_TOTP: &str = "INSERT INTO credentials (id, user_name, method, label
      VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $8, $9)";
 const INSERT_FIDO2: &str = "INSERT INTO fido2_credentials (id, user_name, key_handle, resident, public_key, algorithm, rp_id, presence, pin, verification, label, created)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const INSERT_SSH_KEY: &str =
+    "INSERT INTO ssh_keys (id, user_name, public_key, label, created) VALUES ($1, $2, $3, $4, $5)";
 const INSERT_RECOVERY: &str =
     "INSERT INTO recovery_codes (user_name, hash, created) VALUES ($1, $2, $3)";
 
@@ -377,6 +411,26 @@ pub(crate) async fn insert_recovery(
         .map_err(OpError::write)?;
     client
         .execute(&statement, &[&user, &sealed, &int(created)])
+        .await
+        .map_err(OpError::write)?;
+    Ok(())
+}
+
+/// Insert an ssh-agent key whose public key is already sealed.
+pub(crate) async fn insert_ssh_key(
+    client: &impl tokio_postgres::GenericClient,
+    cache: &mut std::collections::HashMap<&'static str, tokio_postgres::Statement>,
+    key: &SshKeyCredential,
+    sealed: &[u8],
+) -> Result<(), OpError> {
+    let statement = prepared(client, cache, INSERT_SSH_KEY)
+        .await
+        .map_err(OpError::write)?;
+    client
+        .execute(
+            &statement,
+            &[&key.id, &key.user, &sealed, &key.label, &int(key.created)],
+        )
         .await
         .map_err(OpError::write)?;
     Ok(())

@@ -13,6 +13,8 @@ const LIST: &str = "SELECT id, method, label, created FROM credentials WHERE use
      UNION ALL
      SELECT id, 'fido2', label, created FROM fido2_credentials WHERE user_name = $1
      UNION ALL
+     SELECT id, 'ssh_agent_key', label, created FROM ssh_keys WHERE user_name = $1
+     UNION ALL
      SELECT 'recovery', 'recovery', count(*) || ' unused code(s)', max(created)
        FROM recovery_codes WHERE user_name = $1 AND used_at IS NULL HAVING count(*) > 0
      ORDER BY 4, 1";
@@ -141,6 +143,7 @@ impl Store for PgStore {
             for sql in [
                 "DELETE FROM credentials WHERE user_name = $1 AND id = $2",
                 "DELETE FROM fido2_credentials WHERE user_name = $1 AND id = $2",
+                "DELETE FROM ssh_keys WHERE user_name = $1 AND id = $2",
             ] {
                 changed += tx
                     .execute(sql, &[&user, &id])
@@ -326,6 +329,11 @@ impl Store for PgStore {
             .iter()
             .map(|k| (k, self.seal_fido2(k)))
             .collect();
+        let ssh: Vec<(&SshKeyCredential, Vec<u8>)> = batch
+            .ssh_keys
+            .iter()
+            .map(|k| (k, self.seal_ssh_key(k)))
+            .collect();
         self.write(async |conn: &mut Conn| {
             let (client, cache) = conn.parts();
             let tx = client.transaction().await.map_err(OpError::read)?;
@@ -337,6 +345,9 @@ impl Store for PgStore {
             }
             for (key, sealed) in &fido2 {
                 insert_fido2(&tx, cache, key, sealed).await?;
+            }
+            for (key, sealed) in &ssh {
+                insert_ssh_key(&tx, cache, key, sealed).await?;
             }
             tx.commit().await.map_err(OpError::write)
         })
@@ -351,5 +362,68 @@ impl Store for PgStore {
         Ok(!self
             .rows("SELECT 1 FROM credentials WHERE id = $1", &[&id])?
             .is_empty())
+    }
+
+    fn add_ssh_key(&mut self, key: &SshKeyCredential) -> Result<(), StoreError> {
+        let sealed = self.seal_ssh_key(key);
+        self.write(async |conn: &mut Conn| {
+            let (client, cache) = conn.parts();
+            insert_ssh_key(&*client, cache, key, &sealed).await
+        })
+    }
+
+    fn ssh_keys(&self, user: &str) -> Result<Vec<(SshKeyCredential, u32)>, StoreError> {
+        self.rows(
+            "SELECT id, user_name, public_key, label, created, counter FROM ssh_keys
+             WHERE user_name = $1 AND NOT suspect ORDER BY created, id",
+            &[&user],
+        )?
+        .iter()
+        .map(|r| self.open_ssh_key(r))
+        .collect()
+    }
+
+    fn accept_ssh_key(
+        &mut self,
+        id: &str,
+        counter: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        self.accept(
+            "UPDATE ssh_keys SET counter = $2 WHERE id = $1 AND NOT suspect AND counter < $2",
+            &[&id, &i64::from(counter)],
+            success,
+        )
+    }
+
+    fn mark_ssh_key_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        self.execute("UPDATE ssh_keys SET suspect = true WHERE id = $1", &[&id])
+            .map(drop)
+    }
+
+    fn login_key_last_seen(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let rows = self.rows(
+            "SELECT last_seen FROM login_keys WHERE user_name = $1 AND fingerprint = $2",
+            &[&user, &fingerprint],
+        )?;
+        Ok(rows.first().map(|r| uint(r.get(0))))
+    }
+
+    fn mark_login_key_seen(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        time: u64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO login_keys (user_name, fingerprint, last_seen) VALUES ($1, $2, $3)
+             ON CONFLICT (user_name, fingerprint) DO UPDATE SET last_seen = greatest(login_keys.last_seen, excluded.last_seen)",
+            &[&user, &fingerprint, &int(time)],
+        )
+        .map(drop)
     }
 }

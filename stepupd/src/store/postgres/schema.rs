@@ -13,7 +13,7 @@ pub const PG_SCHEMA_VERSION: i64 = 1;
 
 /// `MIGRATIONS[n]` takes the database from version `n` to `n + 1`.
 const MIGRATIONS: [&str; PG_SCHEMA_VERSION as usize] = [
-    // 0 → 1: everything SQLite's version 5 holds, secrets sealed (bytea),
+    // 0 → 1: everything SQLite's version 6 holds, secrets sealed (bytea),
     // and the key check.
     "CREATE TABLE credentials (
          id TEXT PRIMARY KEY,
@@ -77,6 +77,22 @@ const MIGRATIONS: [&str; PG_SCHEMA_VERSION as usize] = [
          locked_at BIGINT,
          locked_until BIGINT,
          reset_at BIGINT NOT NULL DEFAULT 0
+     );
+     CREATE TABLE ssh_keys (
+         id TEXT PRIMARY KEY,
+         user_name TEXT NOT NULL,
+         public_key BYTEA NOT NULL,
+         label TEXT NOT NULL,
+         counter BIGINT NOT NULL DEFAULT 0,
+         suspect BOOLEAN NOT NULL DEFAULT false,
+         created BIGINT NOT NULL
+     );
+     CREATE INDEX ssh_keys_user ON ssh_keys(user_name);
+     CREATE TABLE login_keys (
+         user_name TEXT NOT NULL,
+         fingerprint TEXT NOT NULL,
+         last_seen BIGINT NOT NULL,
+         PRIMARY KEY (user_name, fingerprint)
      );
      CREATE TABLE stepup_meta (
          name TEXT PRIMARY KEY,
