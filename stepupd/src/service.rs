@@ -95,10 +95,13 @@ impl Daemon1 {
         if answer.len() > MAX_ANSWER_LEN {
             // No code, recovery code or PIN is this long: end the attempt
             // without checking (or hashing) it; it is not a wrong guess.
-            let _ = self.engine.cancel(&owner, &session);
+            let len = answer.len();
+            drop(answer);
+            let _ = self
+                .blocking(move |engine| engine.cancel(&owner, &session))
+                .await;
             return Err(DaemonError::InvalidArgument(format!(
-                "answer is {} bytes (at most {MAX_ANSWER_LEN}); the attempt is over",
-                answer.len()
+                "answer is {len} bytes (at most {MAX_ANSWER_LEN}); the attempt is over"
             )));
         }
         // A step-up proved here may answer this process's sudo approval check.
@@ -222,7 +225,8 @@ impl Daemon1 {
         label: String,
     ) -> Result<String, DaemonError> {
         require_root(&self.dbus, &header).await?;
-        self.engine.enroll_ssh_key(&user, &public_key, &label)
+        self.blocking(move |engine| engine.enroll_ssh_key(&user, &public_key, &label))
+            .await
     }
 
     /// Enroll a security key (the key must be touched). Returns the credential id.
