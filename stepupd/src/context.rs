@@ -28,6 +28,9 @@ pub enum ContextError {
     NotFromSudo(String),
 }
 
+/// The command of a `sudoedit` check (`sudo_mode = edit`).
+pub const SUDOEDIT: &str = "sudoedit";
+
 /// Reading the context of `Begin` / `Explain` from the bus.
 pub trait FromWire: Sized {
     /// Validate the wire form: known keys only, bounded values, no control
@@ -153,13 +156,6 @@ impl SudoKeys {
             };
         }
         let path = self.command.ok_or(ContextError::Missing("command"))?;
-        if !path.starts_with('/') {
-            return Err(ContextError::Invalid {
-                key: keys::COMMAND,
-                value: path,
-                expected: "an absolute path",
-            });
-        }
         let mode = match self.mode.as_deref() {
             None | Some(keys::MODE_COMMAND) => SudoMode::Command,
             Some(keys::MODE_SHELL) => SudoMode::Shell,
@@ -173,6 +169,15 @@ impl SudoKeys {
                 });
             }
         };
+        // sudoedit runs the person's own editor as them: the command is
+        // `sudoedit` and the files are its arguments.
+        if !path.starts_with('/') && !(mode == SudoMode::Edit && path == SUDOEDIT) {
+            return Err(ContextError::Invalid {
+                key: keys::COMMAND,
+                value: path,
+                expected: "an absolute path (or sudoedit with sudo_mode = edit)",
+            });
+        }
         let line = if self.argv.is_empty() {
             path.clone()
         } else {

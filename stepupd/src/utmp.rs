@@ -6,6 +6,15 @@
 //! attempt's tty there for the session's source address and start time.
 //! The file is trusted only if owned by root and not writable by others
 //! (Debian's is root:utmp 0664).
+//!
+//! Read by hand, not with `utmp-rs` 0.4 (nor `utmp-classic`, which reads
+//! OpenBSD's format): `utmp-rs` turns a record whose line, user or host is
+//! not UTF-8, or whose type it does not know, into an error that does not say
+//! which tty the record was for. A lookup could then neither skip it (an
+//! older record for the same tty would pass for the live one) nor use it, and
+//! an unusable utmp makes a remote session look local; it also refuses the
+//! partly written last record of a file being rewritten. Here a record is
+//! four fixed fields, read lossily, and a short tail is ignored.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

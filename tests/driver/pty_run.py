@@ -26,7 +26,10 @@ def main() -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    child = pexpect.spawn(command[0], command[1:], timeout=args.timeout, encoding="utf-8")
+    # Bytes that are not UTF-8 (a command printing them) must not end the run.
+    child = pexpect.spawn(
+        command[0], command[1:], timeout=args.timeout, encoding="utf-8", codec_errors="replace"
+    )
     transcript = []
     answers = list(args.answer)
     while True:

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod postgres;
 pub mod probe;
 pub mod ssh;
+pub mod sudo;
 pub mod syslog;
 
 /// `target/debug` (or whichever profile built this test).
@@ -71,6 +72,26 @@ pub fn random_suffix() -> String {
     let mut raw = [0u8; 6];
     rand::fill(&mut raw);
     raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A secret that cannot turn up anywhere by chance (a PIN, an answer): `what`,
+/// a dash and 96 random bits in hex, so a search for it in a log full of
+/// random hex (hash chains, session ids) finds only a real leak.
+pub fn random_marker(what: &str) -> String {
+    format!("{what}-{}{}", random_suffix(), random_suffix())
+}
+
+/// Does `text` contain `secret` as a whole token, not run into letters or
+/// digits on either side? For secrets that cannot be made long (a 6-digit
+/// TOTP code): hex ids, hash chains and timestamps that merely contain those
+/// digits do not count, while any way of logging the code itself (`=123456`,
+/// `"123456"`, `code 123456.`) does.
+pub fn mentions_token(text: &str, secret: &str) -> bool {
+    assert!(!secret.is_empty());
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    text.match_indices(secret).any(|(at, _)| {
+        !joins(text[..at].chars().next_back()) && !joins(text[at + secret.len()..].chars().next())
+    })
 }
 
 /// A fresh random TOTP secret, base32.
@@ -788,5 +809,35 @@ impl Drop for Journald {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_counts_only_when_not_part_of_a_longer_one() {
+        for logged in [
+            "code=123456",
+            "\"123456\"",
+            "123456",
+            "code 123456.",
+            "a-123456-b",
+        ] {
+            assert!(mentions_token(logged, "123456"), "{logged}");
+        }
+        for chance in [
+            "chain=0a123456f",
+            "t=1712345678",
+            "1234567",
+            "x123456",
+            "123456y",
+        ] {
+            assert!(!mentions_token(chance, "123456"), "{chance}");
+        }
+        let marker = random_marker("pin");
+        assert!(marker.starts_with("pin-") && marker.len() == 4 + 24);
+        assert_ne!(marker, random_marker("pin"));
     }
 }

@@ -184,20 +184,31 @@ fn a_counter_that_goes_backwards_is_denied_audited_and_disables_the_key() {
 fn user_verification_asks_for_the_key_pin() {
     let host = start("require_uv = true\n");
     enroll_key(&host, "pia");
-    set_state(&host.state, "pin", "\"2468\"");
-    let run = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", "2468"], &[]);
+    // PINs no log can hold by chance, so that finding one means it leaked.
+    let pin = random_marker("pin");
+    let wrong_pin = random_marker("wrong-pin");
+    set_state(&host.state, "pin", &format!("\"{pin}\""));
+    let run = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", &pin], &[]);
     assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
     assert!(
         run.stdout.contains("prompt: Security key PIN:"),
         "{}",
         run.stdout
     );
-    assert!(
-        !host.daemon.log().contains("2468"),
-        "the PIN must never be logged"
+    let wrong = drive(
+        &host.pam,
+        "pia",
+        &["-t", "/dev/pts/8", "-a", &wrong_pin],
+        &[],
     );
-    let wrong = drive(&host.pam, "pia", &["-t", "/dev/pts/8", "-a", "1111"], &[]);
     assert_ne!(wrong.code, PAM_SUCCESS, "{}", wrong.stdout);
+    let log = host.daemon.log();
+    for secret in [&pin, &wrong_pin] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the PIN must never be logged: {log}"
+        );
+    }
 }
 
 /// A key registered with pam_u2f long ago (origin pam://oldhost), as

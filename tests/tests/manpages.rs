@@ -6,10 +6,10 @@
 //!   under COMMANDS carrying each of its options and arguments; the page
 //!   documents no command the binary lacks.
 //! - stepupd.8: every option of the built `stepupd --help`, and no other.
-//! - pam_stepup.8: every module argument `Args::parse` in
-//!   relay/src/args.rs matches (read from its `match` arms, and checked
-//!   against the argument list in that file's doc comment), with its values,
-//!   range and default.
+//! - pam_stepup.8 and stepup_sudo.8 (the two relays, which take the same
+//!   arguments): every argument `Args::parse` in relay/src/args.rs matches
+//!   (read from its `match` arms, and checked against the argument list in
+//!   that file's doc comment), with its values, range and default.
 //! - stepup.toml.5: every section, key, nested key and enumerated value the
 //!   schema accepts. The schema is asked, not copied: the config structs are
 //!   `deny_unknown_fields`, so the built `stepupctl check` answers a probe
@@ -30,8 +30,9 @@ use std::process::Command;
 
 use stepup_tests::artifact;
 
-const PAGES: [(&str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str); 5] = [
     ("pam_stepup.8", "PAM_STEPUP", "8"),
+    ("stepup_sudo.8", "STEPUP_SUDO", "8"),
     ("stepupd.8", "STEPUPD", "8"),
     ("stepupctl.8", "STEPUPCTL", "8"),
     ("stepup.toml.5", "STEPUP.TOML", "5"),
@@ -369,6 +370,16 @@ fn const_number(source: &str, after: &str) -> String {
 
 #[test]
 fn pam_stepup_page_documents_every_module_argument() {
+    relay_page_documents_every_argument("pam_stepup.8");
+}
+
+#[test]
+fn stepup_sudo_page_documents_every_plugin_option() {
+    relay_page_documents_every_argument("stepup_sudo.8");
+}
+
+/// `file` (a relay's page) documents every argument of relay/src/args.rs.
+fn relay_page_documents_every_argument(file: &str) {
     let source = fs::read_to_string(repo("relay/src/args.rs")).unwrap();
     let arguments = module_arguments(&source);
     assert!(
@@ -380,7 +391,7 @@ fn pam_stepup_page_documents_every_module_argument() {
         documented_module_arguments(&source),
         "args.rs: the arguments Args::parse matches and its doc comment disagree"
     );
-    let page = Page::parse(&fs::read_to_string(man_page("pam_stepup.8")).unwrap());
+    let page = Page::parse(&fs::read_to_string(man_page(file)).unwrap());
     let synopsis = page.text_of("SYNOPSIS");
     let options: Vec<&Entry> = page
         .sections
@@ -396,10 +407,10 @@ fn pam_stepup_page_documents_every_module_argument() {
                     .iter()
                     .any(|t| t == argument || t.starts_with(&format!("{argument}=")))
             })
-            .unwrap_or_else(|| panic!("pam_stepup.8: OPTIONS has no entry for {argument}"));
+            .unwrap_or_else(|| panic!("{file}: OPTIONS has no entry for {argument}"));
         assert!(
             has_word(&synopsis, argument),
-            "pam_stepup.8: SYNOPSIS lacks {argument}"
+            "{file}: SYNOPSIS lacks {argument}"
         );
         for value in values {
             assert!(
@@ -407,7 +418,7 @@ fn pam_stepup_page_documents_every_module_argument() {
                     .tags
                     .iter()
                     .any(|t| t.split(['=', '|']).any(|v| v == value)),
-                "pam_stepup.8: {argument}'s entry does not list the value {value}"
+                "{file}: {argument}'s entry does not list the value {value}"
             );
             let described = page
                 .sections
@@ -416,7 +427,7 @@ fn pam_stepup_page_documents_every_module_argument() {
                 .any(|s| s.tag_terms().contains(value));
             assert!(
                 described,
-                "pam_stepup.8: the value {argument}={value} has no entry of its own"
+                "{file}: the value {argument}={value} has no entry of its own"
             );
         }
     }
@@ -434,7 +445,7 @@ fn pam_stepup_page_documents_every_module_argument() {
     ] {
         assert!(
             has_word(&timeout.body, &number),
-            "pam_stepup.8: timeout= does not give the {what}, {number}: {}",
+            "{file}: timeout= does not give the {what}, {number}: {}",
             timeout.body
         );
     }
@@ -445,7 +456,7 @@ fn pam_stepup_page_documents_every_module_argument() {
             let name = term.split('=').next().unwrap();
             assert!(
                 arguments.contains_key(name) || values.contains(&name.to_owned()),
-                "pam_stepup.8 documents {term}, which the module does not take"
+                "{file} documents {term}, which the module does not take"
             );
         }
     }

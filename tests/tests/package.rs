@@ -14,6 +14,9 @@
 //!   each through a TOTP step-up with an `oathtool` code, each refused with
 //!   a wrong one; the PAM lines name `pam_stepup.so` bare, so libpam loads
 //!   the installed module from the distribution's PAM directory;
+//! - loads the sudo approval plugin by its bare name from a saved and
+//!   restored /etc/sudo.conf (the package never edits it) and drives sudo
+//!   through the installed `/usr/libexec/sudo/stepup_sudo.so`;
 //! - removes, then purges, the package and checks what is left.
 //!
 //! It refuses to run where stepup is already installed, never edits a PAM
@@ -26,20 +29,24 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use stepup_tests::sudo::SUDOERS_PLUGINS;
 use stepup_tests::*;
 
 const MODULE: &str = "/usr/lib/x86_64-linux-gnu/security/pam_stepup.so";
+const SUDO_PLUGIN: &str = "/usr/libexec/sudo/stepup_sudo.so";
+const SUDO_CONF: &str = "/etc/sudo.conf";
 const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 const WANTS_LINK: &str = "/etc/systemd/system/multi-user.target.wants/stepupd.service";
 
 /// Every file the deb must install (beyond the docs directory).
 const DEB_FILES: &[&str] = &[
     MODULE,
+    SUDO_PLUGIN,
     "/usr/sbin/stepupd",
     "/usr/sbin/stepupctl",
     "/etc/stepup/stepup.toml",
@@ -51,6 +58,7 @@ const DEB_FILES: &[&str] = &[
     "/usr/share/man/man8/pam_stepup.8.gz",
     "/usr/share/man/man8/stepupd.8.gz",
     "/usr/share/man/man8/stepupctl.8.gz",
+    "/usr/share/man/man8/stepup_sudo.8.gz",
     "/usr/share/man/man5/stepup.toml.5.gz",
     "/usr/share/doc/stepup/changelog.Debian.gz",
     "/usr/share/doc/stepup/copyright",
@@ -108,6 +116,35 @@ fn pam_d_snapshot() -> BTreeMap<PathBuf, Vec<u8>> {
             (p, content)
         })
         .collect()
+}
+
+/// /etc/sudo.conf replaced for a while, put back as it was on drop (also
+/// on panic); absent before, absent after.
+struct SudoConfReplaced {
+    saved: Option<Vec<u8>>,
+}
+
+impl SudoConfReplaced {
+    fn write(text: &str) -> Self {
+        let guard = Self {
+            saved: fs::read(SUDO_CONF).ok(),
+        };
+        fs::write(SUDO_CONF, text).unwrap();
+        guard
+    }
+}
+
+impl Drop for SudoConfReplaced {
+    fn drop(&mut self) {
+        match &self.saved {
+            Some(saved) => {
+                let _ = fs::write(SUDO_CONF, saved);
+            }
+            None => {
+                let _ = fs::remove_file(SUDO_CONF);
+            }
+        }
+    }
 }
 
 /// Purges the package and whatever the test created, even on panic.
@@ -399,6 +436,7 @@ fn ran_as(transcript: &str, uid: u32) -> bool {
 fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     let deb = package_file("STEPUP_DEB");
     let pam_before = pam_d_snapshot();
+    let sudo_conf_before = fs::read(SUDO_CONF).ok();
     let installed = Installed::install(&deb);
 
     // Every promised file, the conffile registered as one, and a default
@@ -437,6 +475,14 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
         pam_before,
         "installing changed /etc/pam.d"
     );
+    assert_eq!(
+        fs::read(SUDO_CONF).ok(),
+        sudo_conf_before,
+        "installing changed /etc/sudo.conf"
+    );
+    // sudo loads a plugin only if root owns it and nobody else may write it.
+    let plugin = fs::metadata(SUDO_PLUGIN).unwrap();
+    assert_eq!((plugin.uid(), plugin.permissions().mode() & 0o022), (0, 0));
     // Enabled at boot (the module needs a running daemon).
     assert_eq!(
         fs::read_link(WANTS_LINK).unwrap(),
@@ -604,6 +650,8 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
         String::from_utf8_lossy(&explain.stderr)
     );
 
+    sudo_plugin_through_the_installed_files(&journald);
+
     // The pam-auth-update profile: off after install (common-auth was
     // unchanged above); an administrator turning it on puts the module in
     // common-auth, and removing the package takes it out again before the
@@ -638,6 +686,7 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     );
     for gone in [
         MODULE,
+        SUDO_PLUGIN,
         "/usr/sbin/stepupd",
         "/usr/sbin/stepupctl",
         "/lib/systemd/system/stepupd.service",
@@ -666,6 +715,11 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     for file in DEB_FILES {
         assert!(!Path::new(file).exists(), "{file} survived dpkg -P");
     }
+    assert_eq!(
+        fs::read(SUDO_CONF).ok(),
+        sudo_conf_before,
+        "the package changed /etc/sudo.conf"
+    );
     assert!(
         !run_ok("journalctl", &["--list-catalog"]).contains(attempt_ended),
         "the purged package left its entries in journald's catalog"
@@ -683,6 +737,69 @@ fn the_installed_deb_steps_up_sudo_su_and_ssh_and_removes_cleanly() {
     );
     drop(bus);
     drop(installed);
+}
+
+/// The approval plugin named bare in /etc/sudo.conf (sudo finds it in its
+/// plugin directory, /usr/libexec/sudo), against the activated stepupd on
+/// the system bus: a policy by command lets `/usr/bin/id` through without a
+/// prompt and steps a shell up. sudoers asks for nothing (NOPASSWD), so
+/// every prompt is the plugin's.
+fn sudo_plugin_through_the_installed_files(journald: &Journald) {
+    let user = TestUser::create();
+    let secret = enroll(&user);
+    let _sudoers = SudoersDropIn::install(&format!(
+        "Defaults:{u} !lecture\n{u} ALL=(ALL:ALL) NOPASSWD: ALL\n",
+        u = user.name
+    ));
+    // What the defaults would do (deny) is not what the rules do.
+    fs::write(
+        "/etc/stepup/stepup.toml",
+        format!(
+            r#"[defaults]
+action = "deny"
+methods = ["totp"]
+max_tries = 1
+[audit]
+journal_socket = "{}"
+[[rule]]
+name = "harmless"
+command = ["/usr/bin/id", "/usr/bin/id *"]
+action = "allow"
+[[rule]]
+name = "shells"
+shell = true
+action = "step_up"
+"#,
+            journald.socket().display()
+        ),
+    )
+    .unwrap();
+    let reload = stepupctl(&["reload"]);
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+
+    let sudo_conf = SudoConfReplaced::write(&format!(
+        "{SUDOERS_PLUGINS}Plugin stepup_approval stepup_sudo.so timeout=10\n"
+    ));
+    let (transcript, status) = as_user(&user, &["sudo", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(status, 0, "sudo /usr/bin/id with the plugin: {transcript}");
+    assert!(!transcript.contains("Verification code"), "{transcript}");
+    assert!(ran_as(&transcript, 0), "{transcript}");
+
+    let shell = ["sudo", "-s", "/usr/bin/id", "-u"];
+    let wrong = wrong_codes(&secret);
+    let (transcript, status) = as_user(&user, &shell, &[&wrong[0]]);
+    assert_ne!(status, 0, "a shell with a wrong code: {transcript}");
+    assert!(transcript.contains("Verification code"), "{transcript}");
+    assert!(!ran_as(&transcript, 0), "{transcript}");
+    let (transcript, status) = as_user(&user, &shell, &[&oathtool_now(&secret)]);
+    assert_eq!(status, 0, "a shell with the right code: {transcript}");
+    assert!(transcript.contains("Verification code"), "{transcript}");
+    assert!(ran_as(&transcript, 0), "{transcript}");
+    drop(sudo_conf);
 }
 
 #[test]
@@ -752,10 +869,13 @@ fn the_rpm_ships_the_same_files_as_the_deb() {
             .map(str::to_owned)
             .collect();
     assert_eq!(deb_files, rpm_files, "deb (mapped to rpm paths) vs rpm");
-    assert!(
-        rpm_files.contains("/usr/lib64/security/pam_stepup.so"),
-        "{rpm_files:?}"
-    );
+    for file in [
+        "/usr/lib64/security/pam_stepup.so",
+        SUDO_PLUGIN,
+        "/usr/share/man/man8/stepup_sudo.8.gz",
+    ] {
+        assert!(rpm_files.contains(file), "{file} not in {rpm_files:?}");
+    }
 
     let config = run_ok("rpm", &["-qpc", rpm.to_str().unwrap()]);
     assert_eq!(config.trim(), "/etc/stepup/stepup.toml");

@@ -78,11 +78,17 @@ mod tests {
         assert_eq!(a.len(), 11);
         assert_eq!(a.as_bytes()[5], b'-');
         let stored = hash(&a).unwrap();
-        assert!(stored.starts_with("$argon2id$"));
-        assert!(
-            !stored.contains(&a[..5]),
-            "the code must not be in its hash"
-        );
+        // A PHC string and nothing else: `$argon2id$v=19$m=..,t=..,p=..$SALT$HASH`
+        // with a 128-bit salt and a 256-bit hash (unpadded base64).
+        let fields: Vec<&str> = stored.split('$').collect();
+        assert_eq!(fields[..3], ["", "argon2id", "v=19"], "{stored}");
+        assert_eq!(fields.len(), 6, "{stored}");
+        assert_eq!((fields[4].len(), fields[5].len()), (22, 43), "{stored}");
+        // The whole code, as shown or as typed, is not in it (a shorter piece
+        // could turn up in the random base64 by chance).
+        for form in [a.as_str(), normalize(&a).as_str()] {
+            assert!(!stored.contains(form), "the code must not be in its hash");
+        }
         assert!(verify(&a, &stored));
         assert!(verify(&a.to_uppercase().replace('-', " "), &stored));
         assert!(!verify(&b, &stored));
