@@ -171,7 +171,8 @@ impl SudoKeys {
         };
         // sudoedit runs the person's own editor as them: the command is
         // `sudoedit` and the files are its arguments.
-        if !path.starts_with('/') && !(mode == SudoMode::Edit && path == SUDOEDIT) {
+        let sudoedit = mode == SudoMode::Edit && path == SUDOEDIT;
+        if !(path.starts_with('/') || sudoedit) {
             return Err(ContextError::Invalid {
                 key: keys::COMMAND,
                 value: path,
