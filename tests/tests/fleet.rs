@@ -138,6 +138,20 @@ fn enroll_on_one_host_step_up_on_the_other_and_removal_applies_to_both() {
     assert!(status.contains("store_state: answers"), "{status}");
     assert!(status.contains("host_name: host-a"), "{status}");
 
+    // Imported on B: works on A.
+    let imported = random_secret();
+    let file = f.keys.path().join("google_authenticator");
+    std::fs::write(&file, format!("{imported}\n\" TOTP_AUTH\n")).unwrap();
+    let report = f.b.ctl_ok(&[
+        "import",
+        "google-authenticator",
+        "ian",
+        file.to_str().unwrap(),
+    ]);
+    assert!(report.contains("ian"), "{report}");
+    let run = drive(&f.a.pam, "ian", &["-a", &oathtool_now(&imported)], &[]);
+    assert_eq!(run.code, PAM_SUCCESS, "{}", run.stdout);
+
     // Removed on B: A no longer has it.
     let listed = f.a.ctl_ok(&["list", "amy"]);
     let id = listed
