@@ -150,6 +150,12 @@ fn classify(e: DaemonError) -> LinkError {
             LinkError::Unavailable(format!("stepupd lost the attempt (restarted?): {msg}"))
         }
         DaemonError::AccessDenied(msg) => LinkError::Unavailable(format!("access denied: {msg}")),
+        // The daemon is up, but the shared store it needs is not: as if
+        // the daemon were down (failmode decides before a prompt; after
+        // one, the relay fails closed whatever failmode says).
+        DaemonError::Unavailable(msg) => {
+            LinkError::Unavailable(format!("stepupd cannot reach its store: {msg}"))
+        }
         DaemonError::InvalidArgument(msg)
         | DaemonError::NotFound(msg)
         | DaemonError::Failed(msg) => LinkError::Refused(msg),
@@ -200,6 +206,21 @@ mod tests {
 
     fn io(kind: ErrorKind) -> zbus::Error {
         zbus::Error::InputOutput(std::sync::Arc::new(std::io::Error::from(kind)))
+    }
+
+    #[test]
+    fn a_store_the_daemon_cannot_reach_is_unavailable_and_other_errors_refuse() {
+        // failmode decides for `Unavailable` (and only before a prompt: the
+        // relay's `challenged` tracking); an error from a daemon that could
+        // decide is a refusal.
+        assert!(matches!(
+            classify(DaemonError::Unavailable("store down".into())),
+            LinkError::Unavailable(why) if why.contains("store down")
+        ));
+        assert!(matches!(
+            classify(DaemonError::Failed("disk full".into())),
+            LinkError::Refused(_)
+        ));
     }
 
     #[test]
