@@ -28,18 +28,7 @@ impl Engine {
         let (rule, rules) =
             policy::explain(&config, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
         let grace = grace_earned(rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
-        let enrolled: Vec<EnrolledFactor> = lock(&self.store)
-            .list(&subject)
-            .map_err(failed)?
-            .into_iter()
-            .map(|c| EnrolledFactor {
-                offered: rule.action == Action::StepUp
-                    && rule.methods.iter().any(|m| m.as_str() == c.method),
-                id: c.id,
-                method: c.method,
-                label: c.label,
-            })
-            .collect();
+        let enrolled = self.enrolled_factors(&subject, rule)?;
         let history = self.recent_history(&subject)?;
         // What the person would be told before the prompt.
         let reason = if rule.action == Action::StepUp && grace.is_none() {
@@ -47,13 +36,7 @@ impl Engine {
         } else {
             None
         };
-        let verdict = if rule.report_only {
-            format!("allow (report-only; would {})", rule.action.as_str())
-        } else if rule.action == Action::StepUp && grace.is_some() {
-            "allow (grace from an earlier step-up)".to_owned()
-        } else {
-            rule.action.as_str().to_owned()
-        };
+        let verdict = verdict_of(rule, grace.is_some());
         Ok(Explanation {
             at: attempt.now.to_string(),
             service: ctx.service.clone(),
@@ -91,7 +74,38 @@ impl Engine {
     }
 }
 
+/// The verdict as `explain` words it.
+fn verdict_of(rule: &Rule, grace: bool) -> String {
+    if rule.report_only {
+        format!("allow (report-only; would {})", rule.action.as_str())
+    } else if rule.action == Action::StepUp && grace {
+        "allow (grace from an earlier step-up)".to_owned()
+    } else {
+        rule.action.as_str().to_owned()
+    }
+}
+
 impl Engine {
+    /// The subject's factors, and which of them `rule` would offer.
+    fn enrolled_factors(
+        &self,
+        subject: &str,
+        rule: &Rule,
+    ) -> Result<Vec<EnrolledFactor>, DaemonError> {
+        Ok(lock(&self.store)
+            .list(subject)
+            .map_err(failed)?
+            .into_iter()
+            .map(|c| EnrolledFactor {
+                offered: rule.action == Action::StepUp
+                    && rule.methods.iter().any(|m| m.as_str() == c.method),
+                id: c.id,
+                method: c.method,
+                label: c.label,
+            })
+            .collect())
+    }
+
     /// The subject's latest history rows, for `explain`.
     fn recent_history(&self, subject: &str) -> Result<Vec<HistoryLine>, DaemonError> {
         Ok(lock(&self.store)
