@@ -265,6 +265,24 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A compare-and-set (`UPDATE … WHERE <still unused>`) and, if it
+    /// changed the row, the success row: one transaction. False when the
+    /// row was not changed (used already, a race, a clone).
+    fn accept(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        if tx.prepare_cached(sql)?.execute(params)? != 1 {
+            return Ok(false);
+        }
+        insert_history(&tx, success)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// Accept a TOTP code: advance the credential's last step (only forward)
     /// and record the success, in one transaction. False (and nothing
     /// written) when the step was already used. Durable when it returns.
@@ -274,17 +292,11 @@ impl SqliteStore {
         step: u64,
         success: &HistoryEntry,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
+        self.accept(
             "UPDATE credentials SET last_step = ?2 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
             params![id, step],
-        )?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        insert_history(&tx, success)?;
-        tx.commit()?;
-        Ok(true)
+            success,
+        )
     }
 
     /// Accept a recovery code: mark it used and record the success, in one
@@ -294,17 +306,11 @@ impl SqliteStore {
         row: i64,
         success: &HistoryEntry,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
+        self.accept(
             "UPDATE recovery_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
             params![row, success.time],
-        )?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        insert_history(&tx, success)?;
-        tx.commit()?;
-        Ok(true)
+            success,
+        )
     }
 
     pub fn add_fido2(&mut self, key: &Fido2Credential) -> Result<(), StoreError> {
@@ -348,18 +354,12 @@ impl SqliteStore {
         sign_count: u32,
         success: &HistoryEntry,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
+        self.accept(
             "UPDATE fido2_credentials SET sign_count = ?2
              WHERE id = ?1 AND suspect = 0 AND (sign_count < ?2 OR (sign_count = 0 AND ?2 = 0))",
             params![id, sign_count],
-        )?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        insert_history(&tx, success)?;
-        tx.commit()?;
-        Ok(true)
+            success,
+        )
     }
 
     /// Take a key out of use until an admin clears it (a counter went backwards).
@@ -745,17 +745,11 @@ impl SqliteStore {
         counter: u32,
         success: &HistoryEntry,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
+        self.accept(
             "UPDATE ssh_keys SET counter = ?2 WHERE id = ?1 AND suspect = 0 AND counter < ?2",
             params![id, counter],
-        )?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        insert_history(&tx, success)?;
-        tx.commit()?;
-        Ok(true)
+            success,
+        )
     }
 
     /// Take an ssh-agent key out of use (its counter went backwards).
