@@ -166,6 +166,29 @@ with open(os.path.join(st, "sizes.tsv")) as f:
             w(f"| {name} (binary) | {int(size) / 1048576:.1f} MiB | | |")
 w("")
 
+# 5. The shared store (optional)
+shared = os.path.join(raw, "shared")
+w("## 5. Shared store: two hosts on one PostgreSQL, next to SQLite")
+w("")
+if os.path.exists(os.path.join(shared, "summary.tsv")):
+    w("Policy rules read the history (recent_failures, stepped_up_within) and "
+      "every allow records its source address (one write per decision); "
+      "with PostgreSQL the clients are split between two stepupd (two buses) "
+      "on one server over a unix socket.")
+    w("")
+    w("| store | clients | decisions/s | errors | p50 | p99 |")
+    w("|---|---:|---:|---:|---:|---:|")
+    with open(os.path.join(shared, "summary.tsv")) as f:
+        header = f.readline().split()
+        for line in f:
+            r = dict(zip(header, line.split()))
+            rate = int(r["decisions"]) / float(r["seconds"])
+            w(f"| {r['store']} | {r['clients']} | {rate:.0f} | {r['failed']} | "
+              f"{ms(int(r['p50_us']))} ms | {ms(int(r['p99_us']))} ms |")
+else:
+    w("Skipped: PostgreSQL's server is not installed (`apt-get install postgresql`).")
+w("")
+
 with open(results, "w") as f:
     f.write("\n".join(lines))
 print("\n".join(lines))

@@ -32,6 +32,7 @@ bench/auth_cost.sh "${BENCH_BATCHES:-10}" "${BENCH_ROUNDS:-40}"
 bench/concurrency.sh "${BENCH_SECONDS:-8}"
 bench/scale.sh "${BENCH_SCALE_SECONDS:-6}" 8
 bench/startup.sh 10
+bench/shared_store.sh "${BENCH_SHARED_SECONDS:-6}"   # skipped (with a note) without PostgreSQL
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 bench/report.py "$RAW" bench/results.md "$(machine_line)" "$load_before / $load_after (measured in $(( $(date +%s) - started )) s)"

@@ -34,11 +34,18 @@ echo "  Why? Ask the daemon (a dry run; it changes nothing):"
 run "$bin/stepupctl" --bus-address "$bus" explain --user root --service "$service" --rhost 203.0.113.9 | sed 's/^/    /'
 pause
 
-bold "3. demo is not enrolled yet: a step-up is required but impossible, so it fails"
+bold "3. With the sudo approval plugin, the command counts: alice restarting a service steps up"
+echo "  (stepup_sudo.so in /etc/sudo.conf sends what sudo is about to run; the demo changes"
+echo "   no system file, so it asks the daemon for a dry run with that command)"
+run "$bin/stepupctl" --bus-address "$bus" explain --user alice --service sudo \
+  --command "/usr/bin/systemctl restart nginx" --runas-user root | sed 's/^/    /'
+pause
+
+bold "4. demo is not enrolled yet: a step-up is required but impossible, so it fails"
 run pamtester "$service" demo authenticate </dev/null || echo "  → refused, with a message saying why"
 pause
 
-bold "4. Enroll a TOTP authenticator for demo"
+bold "5. Enroll a TOTP authenticator for demo"
 secret=$(head -c 20 /dev/urandom | base32 | tr -d '=')
 if [ -n "$auto" ]; then
   run "$bin/stepupctl" --bus-address "$bus" enroll totp demo --secret "$secret" --label demo --no-qr
@@ -49,7 +56,7 @@ else
   pause
 fi
 
-bold "5. demo steps up from a new address (198.51.100.7): stepup says why, then asks for the code"
+bold "6. demo steps up from a new address (198.51.100.7): stepup says why, then asks for the code"
 if [ -n "$auto" ]; then
   code=$(oathtool --totp -b "$secret")
   echo "  (AUTO: answering with oathtool's code $code)"
@@ -63,23 +70,23 @@ else
   read -r -s -p "  Same code: " code; echo
 fi
 
-bold "6. The same code a second time is refused (replay protection, persisted on disk)"
+bold "7. The same code a second time is refused (replay protection, persisted on disk)"
 echo "  (pamtester answers further prompts with empty lines once its input ends,"
 echo "   so the attempt goes on until max_tries is used up)"
 printf '%s\n' "$code" | pamtester "$service" demo authenticate && { echo "demo: replay accepted!"; exit 1; } || echo "  → refused"
 
 if [ -n "$JOURNAL_NS" ]; then
-  bold "7. One attempt, one query: every event of the step-up in step 5 shares its STEPUP_ATTEMPT"
+  bold "8. One attempt, one query: every event of the step-up in step 6 shares its STEPUP_ATTEMPT"
   attempt=$(journalctl --namespace="$JOURNAL_NS" -o json STEPUP_EVENT=attempt_ended STEPUP_RHOST=198.51.100.7 \
     | head -n1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["STEPUP_ATTEMPT"])')
   run journalctl --namespace="$JOURNAL_NS" -o cat STEPUP_ATTEMPT="$attempt" | sed 's/^/    /'
   echo "  (journalctl -x adds what each event means once the packaged catalog is installed;"
   echo "   no code or secret appears in any event)"
   pause
-  bold "8. The audit report: attempts by rule and outcome, success per method, alarms"
+  bold "9. The audit report: attempts by rule and outcome, success per method, alarms"
   run "$bin/stepupctl" audit report --namespace "$JOURNAL_NS" --state-dir "$sandbox/state" | sed 's/^/    /'
 else
-  bold "7. What the daemon recorded (its audit lines; no code or secret appears):"
+  bold "8. What the daemon recorded (its audit lines; no code or secret appears):"
   sed 's/^/    /' "$sandbox/audit.log"
 fi
 

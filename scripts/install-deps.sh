@@ -13,6 +13,7 @@ packages=(
   lintian rpm                               # package test: lintian on the deb, rpm -qpl on the rpm
   faketime                                  # libfaketime: move stepupd's clock in the faults tests
   libmaxmind-db-writer-perl                 # MaxMind::DB::Writer: tests/geoip/make-test-mmdb.pl writes the geoip test databases
+  postgresql openssl                        # the shared store's tests: a private cluster (initdb/pg_ctl as postgres) and a test CA
 )
 command -v busctl >/dev/null 2>&1 || packages+=(systemd)
 

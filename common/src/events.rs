@@ -191,6 +191,18 @@ pub const CATALOGUE: &[Kind] = &[
         INFO,
         "location database in use",
     ),
+    daemon(
+        "store_unreachable",
+        "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0d1",
+        ERR,
+        "shared state store unreachable; step-ups that need it are unavailable",
+    ),
+    daemon(
+        "store_recovered",
+        "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0d2",
+        NOTICE,
+        "shared state store answers again",
+    ),
     Kind {
         name: "daemon_unreachable",
         message_id: "5f0c3e1a9b6d4c7e8a21f4b3c2d1e0c1",

@@ -154,6 +154,7 @@ pub mod error {
     pub const INVALID_ARGUMENT: &str = "org.stepup.Error.InvalidArgument";
     pub const NOT_FOUND: &str = "org.stepup.Error.NotFound";
     pub const FAILED: &str = "org.stepup.Error.Failed";
+    pub const UNAVAILABLE: &str = "org.stepup.Error.Unavailable";
 }
 
 /// The typed form of the daemon's errors, used on both sides of the bus.
@@ -174,6 +175,10 @@ pub enum DaemonError {
     NotFound(String),
     /// Anything else; the text says what.
     Failed(String),
+    /// The daemon is up but cannot decide now: the shared store it needs
+    /// does not answer. The module treats it as the daemon being
+    /// unavailable (failmode decides, and only before a prompt was shown).
+    Unavailable(String),
 }
 
 /// What the daemon asks the module to do next.

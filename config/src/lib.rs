@@ -19,6 +19,7 @@ mod rule_table;
 pub use rule_table::rule_keys;
 pub mod schedule;
 pub mod span;
+pub mod store;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -27,6 +28,7 @@ pub use glob::Glob;
 pub use hostpattern::HostPattern;
 pub use schedule::{Window, Zone};
 pub use span::Span;
+pub use store::StoreSettings;
 
 /// Main file name inside the config directory.
 pub const MAIN_FILE: &str = "stepup.toml";
@@ -516,6 +518,8 @@ struct MainFile {
     #[serde(default)]
     audit: AuditSettings,
     #[serde(default)]
+    store: StoreSettings,
+    #[serde(default)]
     subject: BTreeMap<String, SubjectItem>,
     #[serde(default)]
     defaults: RawDefaults,
@@ -545,6 +549,8 @@ pub struct Config {
     pub recovery: RecoverySettings,
     pub fido2: Fido2Settings,
     pub audit: AuditSettings,
+    /// Where state lives: the embedded SQLite store, or a shared PostgreSQL.
+    pub store: StoreSettings,
     /// Service → whose factor; services not listed use PAM_USER.
     pub subject: BTreeMap<String, SubjectItem>,
     pub defaults: Defaults,
@@ -666,6 +672,7 @@ impl Config {
             recovery: main.recovery,
             fido2: main.fido2,
             audit: main.audit,
+            store: main.store,
             subject,
             defaults,
             rules,
@@ -733,6 +740,7 @@ impl Config {
             return Err(whole_file("[recovery] count must be 1..100".into()));
         }
         self.check_location_rules()?;
+        self.store.validate().map_err(whole_file)?;
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for rule in &self.rules {
             if let Some(first) = seen.insert(&rule.name, &rule.origin) {

@@ -31,7 +31,7 @@ use stepupd::attempt::{Engine, subject_of, validate_user_name};
 use stepupd::caller::Caller;
 use stepupd::context::{AttemptContext, FromWire};
 use stepupd::factors::recovery;
-use stepupd::store::{Store, TotpCredential};
+use stepupd::store::{SqliteStore, TotpCredential};
 use zeroize::Zeroizing;
 
 const POLICY: &str = include_str!("../seeds/config_parse/fuzz_engine.toml");
@@ -441,7 +441,7 @@ fuzz_target!(|ops: Vec<Op>| {
         .tempdir_in(&shared.scratch)
         .expect("store dir");
     let state = dir.path().join("state");
-    let mut store = Store::open(&state).expect("open store");
+    let mut store = SqliteStore::open(&state).expect("open store");
     let now = unix_now();
     for (user, secret) in TOTP {
         store
@@ -463,7 +463,7 @@ fuzz_target!(|ops: Vec<Op>| {
             .replace_recovery_codes(user, std::slice::from_ref(&shared.recovery_hash), now)
             .expect("add recovery code");
     }
-    let engine = Engine::new(shared.config.clone(), store, dir.path().join("etc"));
+    let engine = Engine::new(shared.config.clone(), Box::new(store), dir.path().join("etc"));
     let mut h = Harness {
         engine: &engine,
         opened: Vec::new(),

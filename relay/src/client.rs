@@ -339,6 +339,12 @@ fn classify_error(name: &str, msg: String) -> LinkError {
             LinkError::Unavailable(format!("stepupd lost the attempt (restarted?): {msg}"))
         }
         names::ACCESS_DENIED => LinkError::Unavailable(format!("access denied: {msg}")),
+        // The daemon is up, but the shared store it needs is not: as if
+        // the daemon were down (failmode decides before a prompt; after
+        // one, the relay fails closed whatever failmode says).
+        names::UNAVAILABLE => {
+            LinkError::Unavailable(format!("stepupd cannot reach its store: {msg}"))
+        }
         names::INVALID_ARGUMENT | names::NOT_FOUND | names::FAILED => LinkError::Refused(msg),
         // The bus's own errors (the daemon left mid-call: ServiceUnknown,
         // NoReply…): the daemon did not answer.
@@ -452,6 +458,8 @@ mod tests {
             names::PROTOCOL_MISMATCH,
             names::NO_SUCH_SESSION,
             names::ACCESS_DENIED,
+            // A shared store the daemon cannot reach (failmode decides).
+            names::UNAVAILABLE,
         ];
         for name in unavailable {
             let reply = error_reply(name, "why");

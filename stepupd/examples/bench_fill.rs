@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use stepupd::store::{ImportBatch, Store, TotpCredential};
+use stepupd::store::{ImportBatch, SqliteStore, TotpCredential};
 use zeroize::Zeroizing;
 
 const OUTCOMES: [&str; 8] = [
@@ -67,7 +67,7 @@ fn main() -> Result<()> {
         add_history(&path, users, history, hot, now, &mut rng)?;
     }
 
-    let store = Store::open(dir)?;
+    let store = SqliteStore::open(dir)?;
     println!(
         "filled {} with {users} users, {history} history rows (+{hot} for `hot`), {} credentials in {:.1} s",
         dir.display(),
@@ -86,7 +86,7 @@ fn add_credentials(
     now: u64,
     rng: &mut Rng,
 ) -> Result<std::path::PathBuf> {
-    let mut store = Store::open(dir)?;
+    let mut store = SqliteStore::open(dir)?;
     let mut batch = ImportBatch::default();
     for i in 0..users + u64::from(hot) {
         let mut secret = vec![0u8; 20];

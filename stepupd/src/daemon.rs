@@ -15,7 +15,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::attempt::Engine;
 use crate::audit;
 use crate::service::Daemon1;
-use crate::store::Store;
+use crate::store::{self, Health};
+use crate::who;
 
 pub struct Options {
     pub config_dir: PathBuf,
@@ -43,17 +44,21 @@ pub enum StartError {
     Audit(#[from] audit::AuditError),
     #[error("signals: {0}")]
     Signals(#[from] std::io::Error),
+    #[error("internal task failed: {0}")]
+    Internal(String),
 }
 
 /// Starts the daemon and serves until SIGTERM/SIGINT (`Ok`) or until the
 /// bus goes away ([`StartError::BusLost`]).
 pub async fn run(options: Options) -> Result<(), StartError> {
     let config = Config::load_dir(&options.config_dir)?;
-    let store = Store::open(&options.state_dir)?;
+    who::set_host_name(config.store.host_name.as_deref());
+    let store = store::open(&config.store, &options.state_dir, Box::new(report_health))?;
     let chain_resumed = audit::init(&options.state_dir, &config.audit.journal_socket)?;
     // Refuses to start on a database a rule needs, as on a bad config.
     let geo = crate::geo::open_for(&config)?;
     let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()).with_geo(geo));
+    first_contact(&engine).await?;
     let (connection, owner_changes) = serve(&options.bus_address, &engine).await?;
     audit::event(
         "daemon_started",
@@ -75,7 +80,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     if !bus_lost {
         let _ = connection.release_name(BUS_NAME).await;
     }
-    engine.shutdown();
+    let stopping = engine.clone();
+    let _ = tokio::task::spawn_blocking(move || stopping.shutdown()).await;
     if bus_lost {
         audit::event("daemon_stopped", &[("reason", "bus connection lost")]);
     } else {
@@ -88,6 +94,30 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         });
     }
     Ok(())
+}
+
+/// The shared store's reachability changes, as audit events (once each).
+fn report_health(health: Health) {
+    match health {
+        Health::Unreachable(why) => audit::event("store_unreachable", &[("error", &why)]),
+        Health::Recovered => audit::event("store_recovered", &[]),
+    }
+}
+
+/// Reach the store once before serving. A shared store that is down is an
+/// outage like any other (reported, retried; attempts meanwhile are
+/// "unavailable"); one that answers but cannot be used (a fleet key that
+/// does not open its key check, a schema from a newer stepupd) stops the
+/// daemon with that reason, as a damaged SQLite store does.
+async fn first_contact(engine: &Arc<Engine>) -> Result<(), StartError> {
+    let engine = engine.clone();
+    let reached = tokio::task::spawn_blocking(move || engine.store().ping())
+        .await
+        .map_err(|e| StartError::Internal(e.to_string()))?;
+    match reached {
+        Err(e) if !e.is_unreachable() => Err(StartError::Store(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Connects to the bus, serves the interface, watches connections leave,
@@ -152,7 +182,10 @@ async fn end_sessions_of_departed(
             && args.new_owner().is_none()
             && args.name().starts_with(':')
         {
-            engine.connection_closed(args.name());
+            // Ending sessions writes history: the store is only used off
+            // the async tasks (the shared store's client blocks).
+            let (engine, name) = (engine.clone(), args.name().to_string());
+            let _ = tokio::task::spawn_blocking(move || engine.connection_closed(&name)).await;
         }
     }
 }
@@ -164,10 +197,17 @@ async fn expire_every_second(engine: Arc<Engine>) {
     let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
-        engine.expire();
-        if ticks.is_multiple_of(3600) {
-            engine.prune_history();
-        }
+        let engine = engine.clone();
+        let prune = ticks.is_multiple_of(3600);
+        // Store work runs on the blocking pool (see `end_sessions_of_departed`).
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.expire();
+            engine.probe_store();
+            if prune {
+                engine.prune_history();
+            }
+        })
+        .await;
         ticks += 1;
     }
 }

@@ -95,10 +95,13 @@ impl Daemon1 {
         if answer.len() > MAX_ANSWER_LEN {
             // No code, recovery code or PIN is this long: end the attempt
             // without checking (or hashing) it; it is not a wrong guess.
-            let _ = self.engine.cancel(&owner, &session);
+            let len = answer.len();
+            drop(answer);
+            let _ = self
+                .blocking(move |engine| engine.cancel(&owner, &session))
+                .await;
             return Err(DaemonError::InvalidArgument(format!(
-                "answer is {} bytes (at most {MAX_ANSWER_LEN}); the attempt is over",
-                answer.len()
+                "answer is {len} bytes (at most {MAX_ANSWER_LEN}); the attempt is over"
             )));
         }
         // A step-up proved here may answer this process's sudo approval check.
@@ -133,7 +136,9 @@ impl Daemon1 {
         session: String,
     ) -> Result<(), DaemonError> {
         require_root(&self.dbus, &header).await?;
-        self.engine.cancel(&sender_name(&header)?, &session)
+        let owner = sender_name(&header)?;
+        self.blocking(move |engine| engine.cancel(&owner, &session))
+            .await
     }
 
     async fn enroll_totp(
@@ -145,7 +150,9 @@ impl Daemon1 {
     ) -> Result<(String, String), DaemonError> {
         let secret = Zeroizing::new(secret_base32);
         require_root(&self.dbus, &header).await?;
-        let (id, uri) = self.engine.enroll_totp(&user, secret, &label)?;
+        let (id, uri) = self
+            .blocking(move |engine| engine.enroll_totp(&user, secret, &label))
+            .await?;
         Ok((id, uri.as_str().to_owned()))
     }
 
@@ -157,10 +164,8 @@ impl Daemon1 {
         require_root(&self.dbus, &header).await?;
         validate_user_name(&user)?;
         let rows = self
-            .engine
-            .store()
-            .list(&user)
-            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+            .blocking(move |engine| engine.store().list(&user).map_err(store_failed))
+            .await?;
         Ok(rows
             .into_iter()
             .map(|c| (c.id, c.method, c.label, c.created))
@@ -175,11 +180,10 @@ impl Daemon1 {
     ) -> Result<(), DaemonError> {
         require_root(&self.dbus, &header).await?;
         validate_user_name(&user)?;
+        let (who, what) = (user.clone(), id.clone());
         let removed = self
-            .engine
-            .store()
-            .remove(&user, &id)
-            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+            .blocking(move |engine| engine.store().remove(&who, &what).map_err(store_failed))
+            .await?;
         if !removed {
             return Err(DaemonError::NotFound(format!(
                 "{user} has no credential {id}"
@@ -206,7 +210,9 @@ impl Daemon1 {
         };
         let context = AttemptContext::from_wire(context)
             .map_err(|e| DaemonError::InvalidArgument(e.to_string()))?;
-        let explanation = self.engine.explain(context, at)?;
+        let explanation = self
+            .blocking(move |engine| engine.explain(context, at))
+            .await?;
         serde_json::to_string(&explanation).map_err(|e| DaemonError::Failed(e.to_string()))
     }
 
@@ -219,7 +225,8 @@ impl Daemon1 {
         label: String,
     ) -> Result<String, DaemonError> {
         require_root(&self.dbus, &header).await?;
-        self.engine.enroll_ssh_key(&user, &public_key, &label)
+        self.blocking(move |engine| engine.enroll_ssh_key(&user, &public_key, &label))
+            .await
     }
 
     /// Enroll a security key (the key must be touched). Returns the credential id.
@@ -241,7 +248,7 @@ impl Daemon1 {
         user: String,
     ) -> Result<bool, DaemonError> {
         require_root(&self.dbus, &header).await?;
-        self.engine.unlock(&user)
+        self.blocking(move |engine| engine.unlock(&user)).await
     }
 
     /// Issue a new set of recovery codes (the old set stops working).
@@ -251,7 +258,9 @@ impl Daemon1 {
         user: String,
     ) -> Result<Vec<String>, DaemonError> {
         require_root(&self.dbus, &header).await?;
-        let codes = self.engine.new_recovery_codes(&user)?;
+        let codes = self
+            .blocking(move |engine| engine.new_recovery_codes(&user))
+            .await?;
         Ok(codes.iter().map(|c| c.as_str().to_owned()).collect())
     }
 
@@ -267,7 +276,8 @@ impl Daemon1 {
     ) -> Result<String, DaemonError> {
         let text = Zeroizing::new(text);
         require_root(&self.dbus, &header).await?;
-        self.engine.import(&format, &user, &text, &origin)
+        self.blocking(move |engine| engine.import(&format, &user, &text, &origin))
+            .await
     }
 
     /// Re-read the configuration; on error the old policy stays in force.
@@ -293,11 +303,22 @@ impl Daemon1 {
     ) -> Result<HashMap<String, String>, DaemonError> {
         require_root(&self.dbus, &header).await?;
         let config = self.engine.config();
-        let credentials = self
-            .engine
-            .store()
-            .credential_count()
-            .map_err(|e| DaemonError::Failed(e.to_string()))?;
+        let (store, reachable, credentials) = self
+            .blocking(|engine| {
+                let mut store = engine.store();
+                let reachable = store.ping();
+                let count = store.credential_count();
+                Ok((store.describe(), reachable, count))
+            })
+            .await?;
+        let credentials = match credentials {
+            Ok(count) => count.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let store_state = match reachable {
+            Ok(()) => "answers".to_owned(),
+            Err(e) => format!("does not answer: {e}"),
+        };
         let files: Vec<String> = config
             .files
             .iter()
@@ -317,7 +338,10 @@ impl Daemon1 {
                 "report_only".to_owned(),
                 config.defaults.report_only.to_string(),
             ),
-            ("credentials".to_owned(), credentials.to_string()),
+            ("credentials".to_owned(), credentials),
+            ("store".to_owned(), store),
+            ("store_state".to_owned(), store_state),
+            ("host_name".to_owned(), crate::who::host_name().to_owned()),
             (
                 "sessions".to_owned(),
                 self.engine.session_count().to_string(),
@@ -333,6 +357,16 @@ impl Daemon1 {
                     .map_or_else(|| "none".to_owned(), |geo| geo.summary()),
             ),
         ]))
+    }
+}
+
+/// A store error for an admin call: "unavailable" when the shared store
+/// does not answer, else a failure.
+fn store_failed(e: crate::store::StoreError) -> DaemonError {
+    if e.is_unreachable() {
+        DaemonError::Unavailable(e.to_string())
+    } else {
+        DaemonError::Failed(e.to_string())
     }
 }
 

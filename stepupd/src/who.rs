@@ -180,6 +180,28 @@ impl Who {
             rhost: self.rhost.clone(),
             method: method.to_owned(),
             outcome: outcome.to_owned(),
+            host: host_name().to_owned(),
         }
     }
+}
+
+static HOST_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Name the history rows this daemon writes with `name` (`[store]
+/// host_name`), or with the kernel's host name when `None`. The first call
+/// wins: the daemon calls it once at start.
+pub fn set_host_name(name: Option<&str>) {
+    let _ = HOST_NAME.set(name.map_or_else(kernel_host_name, str::to_owned));
+}
+
+/// The name this host writes into history (shared by every host of a
+/// fleet store, so each row says where it happened).
+pub fn host_name() -> &'static str {
+    HOST_NAME.get_or_init(kernel_host_name)
+}
+
+fn kernel_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }

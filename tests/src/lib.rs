@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 pub mod faults;
 pub mod geo;
+pub mod postgres;
 pub mod probe;
 pub mod ssh;
 pub mod sudo;

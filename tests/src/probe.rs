@@ -151,6 +151,7 @@ pub fn error_name(e: &DaemonError) -> &'static str {
         DaemonError::InvalidArgument(_) => "InvalidArgument",
         DaemonError::NotFound(_) => "NotFound",
         DaemonError::Failed(_) => "Failed",
+        DaemonError::Unavailable(_) => "Unavailable",
         DaemonError::ZBus(_) => "ZBus",
     }
 }

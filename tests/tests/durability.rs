@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use stepup_tests::*;
-use stepupd::store::Store;
+use stepupd::store::SqliteStore;
 
 const POLICY: &str = "[defaults]\naction = \"step_up\"\nmethods = [\"totp\"]\nmax_tries = 1\n";
 
@@ -246,7 +246,7 @@ fn acknowledged_step_ups_survive_sigkill_and_codes_are_never_reused() {
     daemon.stop();
     wait_name_released(&bus);
     {
-        let store = Store::open(daemon.state_dir.path()).unwrap();
+        let store = SqliteStore::open(daemon.state_dir.path()).unwrap();
         for (user, ack) in &acknowledged {
             let history = store.history(user, 1000).unwrap();
             assert!(
@@ -407,7 +407,7 @@ fn corrupt_store_is_refused(how: Corruption) {
     // stepupd exits without checkpointing: its state may still be in the
     // WAL, where damage to stepup.db would not show. Closing the store
     // (the only connection) folds the WAL into stepup.db and removes it.
-    drop(Store::open(daemon.state_dir.path()).unwrap());
+    drop(SqliteStore::open(daemon.state_dir.path()).unwrap());
     assert!(!wal.exists(), "the WAL survived a checkpoint");
     let clean_len = fs::metadata(&db).unwrap().len();
     assert!(clean_len >= 4 * 4096, "only {clean_len} bytes of state");
@@ -444,7 +444,7 @@ fn corrupt_store_is_refused(how: Corruption) {
         "{context}\nthe corrupt database was replaced"
     );
     assert!(
-        Store::open(daemon.state_dir.path()).is_err(),
+        SqliteStore::open(daemon.state_dir.path()).is_err(),
         "{context}\nthe store opens again: it was repaired or recreated"
     );
 }

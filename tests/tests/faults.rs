@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{Signal, kill};
 use stepup_tests::faults::*;
 use stepup_tests::*;
-use stepupd::store::Store;
+use stepupd::store::SqliteStore;
 
 const POLICY: &str = "[lockout]\ndeny = 0\n\n[defaults]\naction = \"step_up\"\nmethods = [\"totp\"]\nmax_tries = 1\n";
 
@@ -289,7 +289,7 @@ fn full_state_directory_fails_closed_says_why_and_recovers_without_damage() {
     refused_as_used(&replay);
 
     assert_eq!(daemon.stop().map(|s| s.success()), Some(true));
-    let store = Store::open(state.path()).expect("quick_check after a full disk");
+    let store = SqliteStore::open(state.path()).expect("quick_check after a full disk");
     let history = store.history("diskfull", 100).unwrap();
     let successes = history.iter().filter(|h| h.outcome == "success").count();
     assert_eq!(successes, 1, "{history:?}");
@@ -424,7 +424,7 @@ fn faketime_daemon(bus: &Bus, policy: &str, state: &StateDir, clock: &FakeClock)
 /// The time the daemon wrote on its latest history row for `user`.
 fn last_history_time(daemon: &mut Stepupd, state: &StateDir, user: &str) -> u64 {
     daemon.stop();
-    let time = Store::open(state.path())
+    let time = SqliteStore::open(state.path())
         .unwrap()
         .history(user, 1)
         .unwrap()

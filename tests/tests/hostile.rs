@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use stepup_tests::probe::{RawClient, context, error_name, is_alive};
 use stepup_tests::*;
-use stepupd::store::{HistoryEntry, Store};
+use stepupd::store::{HistoryEntry, SqliteStore};
 
 const PAM_ABORT: i32 = 26;
 const PAM_SYSTEM_ERR: i32 = 4;
@@ -88,7 +88,7 @@ impl World {
     }
 
     fn history(&self, user: &str) -> Vec<HistoryEntry> {
-        Store::open(self.daemon.state_dir.path())
+        SqliteStore::open(self.daemon.state_dir.path())
             .unwrap()
             .history(user, 100_000)
             .unwrap()

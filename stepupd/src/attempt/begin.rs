@@ -103,10 +103,15 @@ impl Engine {
         who: &Who,
         ending: &Ending<'_>,
     ) -> Result<Step, DaemonError> {
+        // Report-only locks nobody out: with the shared store unreachable
+        // the report says nothing about enrollment, and the attempt passes.
         let enrolled = if rule.action == Action::StepUp && !ending.grace {
             let place = (attempt.origin.remote, caller.protocol >= 2);
-            let (methods, _) = self.offered_methods(config, rule, attempt.subject, place)?;
-            Some(!methods.is_empty())
+            match self.offered_methods(config, rule, attempt.subject, place) {
+                Ok((methods, _)) => Some(!methods.is_empty()),
+                Err(DaemonError::Unavailable(_)) => None,
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -153,8 +158,9 @@ impl Engine {
                 ),
             ));
         }
-        let reason = policy::reason(config, rule, attempt, &mut self.lookups())
-            .map_err(DaemonError::Failed)?;
+        let mut lookups = self.lookups();
+        let reason =
+            policy::reason(config, rule, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
         let id = self.open_session(config, owner, rule, who, &methods, note, reason.is_some())?;
         match reason {
             Some(reason) => Ok(Step {

@@ -26,33 +26,17 @@ impl Engine {
         };
         let mut lookups = self.lookups();
         let (rule, rules) =
-            policy::explain(&config, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
-        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?;
-        let enrolled: Vec<EnrolledFactor> = lock(&self.store)
-            .list(&subject)
-            .map_err(failed)?
-            .into_iter()
-            .map(|c| EnrolledFactor {
-                offered: rule.action == Action::StepUp
-                    && rule.methods.iter().any(|m| m.as_str() == c.method),
-                id: c.id,
-                method: c.method,
-                label: c.label,
-            })
-            .collect();
+            policy::explain(&config, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let grace = grace_earned(rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let enrolled = self.enrolled_factors(&subject, rule)?;
+        let history = self.recent_history(&subject)?;
         // What the person would be told before the prompt.
         let reason = if rule.action == Action::StepUp && grace.is_none() {
-            policy::reason(&config, rule, &attempt, &mut lookups).map_err(DaemonError::Failed)?
+            policy::reason(&config, rule, &attempt, &mut lookups).map_err(|e| lookups.error(e))?
         } else {
             None
         };
-        let verdict = if rule.report_only {
-            format!("allow (report-only; would {})", rule.action.as_str())
-        } else if rule.action == Action::StepUp && grace.is_some() {
-            "allow (grace from an earlier step-up)".to_owned()
-        } else {
-            rule.action.as_str().to_owned()
-        };
+        let verdict = verdict_of(rule, grace.is_some());
         Ok(Explanation {
             at: attempt.now.to_string(),
             service: ctx.service.clone(),
@@ -81,12 +65,78 @@ impl Engine {
             grace_applies: grace.is_some(),
             max_tries: rule.max_tries,
             enrolled,
+            history,
             policy_hash: config.hash.clone(),
             location: (!origin.rhost.is_empty())
                 .then(|| lookups.place_if_configured(&origin.rhost))
                 .flatten(),
         })
     }
+}
+
+/// The verdict as `explain` words it.
+fn verdict_of(rule: &Rule, grace: bool) -> String {
+    if rule.report_only {
+        format!("allow (report-only; would {})", rule.action.as_str())
+    } else if rule.action == Action::StepUp && grace {
+        "allow (grace from an earlier step-up)".to_owned()
+    } else {
+        rule.action.as_str().to_owned()
+    }
+}
+
+impl Engine {
+    /// The subject's factors, and which of them `rule` would offer.
+    fn enrolled_factors(
+        &self,
+        subject: &str,
+        rule: &Rule,
+    ) -> Result<Vec<EnrolledFactor>, DaemonError> {
+        Ok(lock(&self.store)
+            .list(subject)
+            .map_err(failed)?
+            .into_iter()
+            .map(|c| EnrolledFactor {
+                offered: rule.action == Action::StepUp
+                    && rule.methods.iter().any(|m| m.as_str() == c.method),
+                id: c.id,
+                method: c.method,
+                label: c.label,
+            })
+            .collect())
+    }
+
+    /// The subject's latest history rows, for `explain`.
+    fn recent_history(&self, subject: &str) -> Result<Vec<HistoryLine>, DaemonError> {
+        Ok(lock(&self.store)
+            .history(subject, EXPLAIN_HISTORY)
+            .map_err(failed)?
+            .into_iter()
+            .map(|h| HistoryLine {
+                time: h.time,
+                host: h.host,
+                service: h.service,
+                rhost: h.rhost,
+                method: h.method,
+                outcome: h.outcome,
+            })
+            .collect())
+    }
+}
+
+/// How many of the subject's latest history rows `explain` shows.
+const EXPLAIN_HISTORY: usize = 5;
+
+/// One row of the subject's history as `explain` shows it: with a shared
+/// store, `host` says which host recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryLine {
+    pub time: u64,
+    pub host: String,
+    pub service: String,
+    pub rhost: String,
+    pub method: String,
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +186,9 @@ pub struct Explanation {
     pub grace_applies: bool,
     pub max_tries: u32,
     pub enrolled: Vec<EnrolledFactor>,
+    /// The subject's latest history rows (history conditions and grace
+    /// read these), newest first.
+    pub history: Vec<HistoryLine>,
     pub policy_hash: String,
     /// Where the location databases put the source (`[geoip]` and a source
     /// address only).

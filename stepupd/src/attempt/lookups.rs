@@ -21,23 +21,42 @@ pub(super) fn grace_earned(
 /// NSS, the store and the location databases, for policy evaluation;
 /// groups and the source's place are looked up once per attempt.
 pub(super) struct StoreLookups<'e> {
-    store: &'e Mutex<Store>,
+    store: &'e Mutex<Box<dyn Store>>,
     groups: Option<(String, Option<Vec<String>>)>,
     geo: Option<Arc<Geo>>,
     place: Option<(String, Place)>,
     /// The speed `impossible_travel` computed, for `STEPUP_SPEED_KMH`.
     speed_kmh: Option<f64>,
+    /// A lookup found the shared store unreachable (the policy's error
+    /// messages are text; this keeps what kind of failure it was).
+    unreachable: bool,
 }
 
 impl<'e> StoreLookups<'e> {
-    pub(super) fn new(store: &'e Mutex<Store>, geo: Option<Arc<Geo>>) -> Self {
+    pub(super) fn new(store: &'e Mutex<Box<dyn Store>>, geo: Option<Arc<Geo>>) -> Self {
         Self {
             store,
             groups: None,
             geo,
             place: None,
             speed_kmh: None,
+            unreachable: false,
         }
+    }
+
+    /// The daemon's error for a policy evaluation that failed with
+    /// `message`: "unavailable" if the store could not be asked.
+    pub(super) fn error(&self, message: String) -> DaemonError {
+        if self.unreachable {
+            DaemonError::Unavailable(message)
+        } else {
+            DaemonError::Failed(message)
+        }
+    }
+
+    fn note(&mut self, e: StoreError) -> String {
+        self.unreachable |= e.is_unreachable();
+        e.to_string()
     }
 
     /// Where `rhost` is, if location databases are configured: asked again
@@ -72,9 +91,8 @@ impl Lookups for StoreLookups<'_> {
         subject: &str,
         fingerprint: &str,
     ) -> Result<Option<u64>, String> {
-        lock(self.store)
-            .login_key_last_seen(subject, fingerprint)
-            .map_err(|e| e.to_string())
+        let seen = lock(self.store).login_key_last_seen(subject, fingerprint);
+        seen.map_err(|e| self.note(e))
     }
 
     fn groups(&mut self, user: &str) -> Result<Option<Vec<String>>, String> {
@@ -89,15 +107,13 @@ impl Lookups for StoreLookups<'_> {
     }
 
     fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
-        lock(self.store)
-            .source_last_seen(subject, rhost)
-            .map_err(|e| e.to_string())
+        let seen = lock(self.store).source_last_seen(subject, rhost);
+        seen.map_err(|e| self.note(e))
     }
 
     fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
-        lock(self.store)
-            .failures_since(subject, since)
-            .map_err(|e| e.to_string())
+        let failures = lock(self.store).failures_since(subject, since);
+        failures.map_err(|e| self.note(e))
     }
 
     fn last_success(
@@ -114,9 +130,8 @@ impl Lookups for StoreLookups<'_> {
             Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
             Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
         };
-        let last = lock(self.store)
-            .last_success(subject, since, same)
-            .map_err(|e| e.to_string())?;
+        let last = lock(self.store).last_success(subject, since, same);
+        let last = last.map_err(|e| self.note(e))?;
         // A success later than now means the clock went back: its age is
         // negative, not "within" anything. It grants no grace and does not
         // make `stepped_up_within` hold until the clock has caught up, so a
@@ -140,9 +155,8 @@ impl Lookups for StoreLookups<'_> {
     }
 
     fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String> {
-        lock(self.store)
-            .country_last_seen(subject, country)
-            .map_err(|e| e.to_string())
+        let seen = lock(self.store).country_last_seen(subject, country);
+        seen.map_err(|e| self.note(e))
     }
 
     fn travel(
@@ -151,9 +165,8 @@ impl Lookups for StoreLookups<'_> {
         here: &GeoFacts,
         now: u64,
     ) -> Result<Option<Travel>, String> {
-        let previous = lock(self.store)
-            .last_located_source(subject)
-            .map_err(|e| e.to_string())?;
+        let previous = lock(self.store).last_located_source(subject);
+        let previous = previous.map_err(|e| self.note(e))?;
         let travel = previous.and_then(|p| geo::travel(p, here, now));
         if let Some(speed) = travel.as_ref().and_then(|t| t.speed_kmh) {
             self.speed_kmh = Some(speed);

@@ -81,7 +81,7 @@ fn prompt_for(methods: &[Method]) -> &'static str {
 
 pub struct Engine {
     config: RwLock<(Arc<Config>, Timestamp)>,
-    store: Mutex<Store>,
+    store: Mutex<Box<dyn Store>>,
     sessions: Mutex<SessionTable>,
     /// Step-ups proved in a sudo process's PAM step, for that process's
     /// approval check (see `sudo_link`).
@@ -99,7 +99,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A store error as the module will see it: an unreachable shared store
+/// is "unavailable" (failmode decides, as for a daemon that is down; its
+/// outage is reported once, by `store_unreachable`); any other error is a
+/// failure (the attempt fails whatever failmode says).
 fn failed(e: StoreError) -> DaemonError {
+    if e.is_unreachable() {
+        return DaemonError::Unavailable(e.to_string());
+    }
     audit::event("store_error", &[("error", &e.to_string())]);
     DaemonError::Failed(format!("state store: {e}"))
 }
@@ -111,7 +118,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Engine {
-    pub fn new(config: Config, store: Store, config_dir: PathBuf) -> Self {
+    pub fn new(config: Config, store: Box<dyn Store>, config_dir: PathBuf) -> Self {
         Self {
             config: RwLock::new((Arc::new(config), Timestamp::now())),
             store: Mutex::new(store),
@@ -234,22 +241,25 @@ impl Engine {
     /// Remember what an allowed attempt makes known: its source address
     /// (for `new_rhost`) with where the location databases put it (for
     /// `new_country` and `impossible_travel`), and its login key (for
-    /// `new_login_key`).
+    /// `new_login_key`). An unreachable shared store does not hold up an
+    /// allow that needed no state: they are then not remembered, so
+    /// `new_rhost`, `new_country` and `new_login_key` will call them new
+    /// once more (the stricter side).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
         let place = (!who.rhost.is_empty())
             .then(|| self.geo().map(|geo| geo.place(&who.rhost)))
             .flatten();
         let mut store = lock(&self.store);
+        let tolerate = |result: Result<(), StoreError>| match result {
+            Err(e) if e.is_unreachable() => Ok(()),
+            other => other.map_err(failed),
+        };
         if !who.rhost.is_empty() {
             let located = place.as_ref().and_then(Place::known);
-            store
-                .mark_source_seen(&who.subject, &who.rhost, unix_now(), located)
-                .map_err(failed)?;
+            tolerate(store.mark_source_seen(&who.subject, &who.rhost, unix_now(), located))?;
         }
         if let Some(fingerprint) = &who.login_key {
-            store
-                .mark_login_key_seen(&who.subject, fingerprint, unix_now())
-                .map_err(failed)?;
+            tolerate(store.mark_login_key_seen(&who.subject, fingerprint, unix_now()))?;
         }
         Ok(())
     }
@@ -344,8 +354,8 @@ impl Engine {
         who: &mut Who,
     ) -> Result<(&'c Rule, Option<u64>), DaemonError> {
         let mut lookups = self.lookups();
-        let rule = policy::decide(config, attempt, &mut lookups).map_err(DaemonError::Failed)?;
-        let grace = grace_earned(rule, attempt, &mut lookups).map_err(DaemonError::Failed)?;
+        let rule = policy::decide(config, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let grace = grace_earned(rule, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
         *who.geo = lookups.tags(&attempt.origin.rhost);
         Ok((rule, grace))
     }
@@ -354,8 +364,15 @@ impl Engine {
         lock(&self.sessions).len()
     }
 
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
         lock(&self.store)
+    }
+
+    /// Check on the store (the daemon calls this every second, off the
+    /// async tasks): a shared store that is down is tried again, so its
+    /// recovery is noticed (and reported) without waiting for an attempt.
+    pub fn probe_store(&self) {
+        lock(&self.store).keep_alive();
     }
 }
 

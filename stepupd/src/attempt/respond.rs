@@ -272,7 +272,7 @@ impl Engine {
         if looks_like_totp || !methods.contains(&Method::Recovery) {
             let success = who.history_entry("totp", "success");
             let (outcome, message) =
-                check_code(&mut store, config, &totp_creds, trimmed, &success).map_err(failed)?;
+                check_code(&mut **store, config, &totp_creds, trimmed, &success).map_err(failed)?;
             return Ok((outcome, message, Method::Totp));
         }
         for (row, stored) in store.unused_recovery_codes(subject).map_err(failed)? {
@@ -336,7 +336,7 @@ fn effective_digits(config: &Config, cred: &TotpCredential) -> u32 {
 /// Try the code against each credential; returns (outcome, message for the user).
 /// `[totp] digits / algorithm / period`, when set, override every credential.
 fn check_code(
-    store: &mut Store,
+    store: &mut dyn Store,
     config: &Config,
     creds: &[TotpCredential],
     code: &str,

@@ -65,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// The shared store (PostgreSQL, `[store] url`): bring a host's state
+    /// in, change the fleet key (offline: no daemon needed)
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Find what would bypass or skip step-up: sudo's timestamp, PAM stacks
     /// without pam_stepup or with a way around it (offline; exit 1 on errors)
     Doctor {
@@ -118,6 +124,44 @@ struct ExplainArgs {
     /// Print the explanation as JSON
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Copy this host's embedded (SQLite) state into the shared store, all
+    /// or nothing; refuses users who already have factors there
+    Migrate {
+        /// The shared store's URL (as `[store] url`)
+        #[arg(long)]
+        to: String,
+        /// Read key_file, password_file, timeouts and host_name from this
+        /// configuration's `[store]`
+        #[arg(long, default_value = "/etc/stepup")]
+        config_dir: PathBuf,
+        /// Where this host's SQLite store is
+        #[arg(long, default_value = "/var/lib/stepup")]
+        state_dir: PathBuf,
+        /// The fleet key (default: `[store] key_file`)
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The database password file (default: `[store] password_file`)
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Replace the factors (and lockout) of users who are already in
+        /// the shared store with this host's
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-seal every secret in the shared store under a new fleet key, in
+    /// one transaction
+    Rekey {
+        /// The new key (64 hex digits, root-only)
+        #[arg(long)]
+        new_key: PathBuf,
+        /// Whose `[store]` names the database and the current key(s)
+        #[arg(long, default_value = "/etc/stepup")]
+        config_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,6 +285,7 @@ fn run(cli: Cli) -> Result<()> {
     let bus = cli.bus_address.as_str();
     match cli.command {
         Command::Check { config_dir } => check(&config_dir),
+        Command::Store { action } => store(action),
         Command::Audit {
             action: AuditAction::Verify { events },
         } => audit_verify(&events),
@@ -351,6 +396,7 @@ fn check(config_dir: &std::path::Path) -> Result<()> {
     for warning in config.warnings() {
         println!("{warning}");
     }
+    println!("{}", stepupd::store::admin::check_offline(&config.store)?);
     println!(
         "ok: {} rule(s) from {} file(s), policy {}{}",
         config.rules.len(),
@@ -362,6 +408,44 @@ fn check(config_dir: &std::path::Path) -> Result<()> {
             ""
         }
     );
+    Ok(())
+}
+
+/// `stepupctl store migrate|rekey`: straight to the database, no daemon.
+fn store(action: StoreAction) -> Result<()> {
+    use stepupd::store::admin;
+    match action {
+        StoreAction::Migrate {
+            to,
+            config_dir,
+            state_dir,
+            key_file,
+            password_file,
+            force,
+        } => {
+            let config = Config::load_dir(&config_dir)?;
+            let mut settings = config.store.clone();
+            settings.url = Some(to);
+            settings.key_file = key_file.or(settings.key_file);
+            settings.password_file = password_file.or(settings.password_file);
+            settings.validate().map_err(anyhow::Error::msg)?;
+            stepupd::who::set_host_name(settings.host_name.as_deref());
+            let host = stepupd::who::host_name();
+            println!("{}", admin::migrate(&state_dir, &settings, host, force)?);
+        }
+        StoreAction::Rekey {
+            new_key,
+            config_dir,
+        } => {
+            let config = Config::load_dir(&config_dir)?;
+            anyhow::ensure!(
+                config.store.is_shared(),
+                "{}: [store] has no url: rekey is for the shared store",
+                config_dir.display()
+            );
+            println!("{}", admin::rekey(&config.store, &new_key)?);
+        }
+    }
     Ok(())
 }
 
@@ -759,7 +843,41 @@ fn render_explanation(e: &serde_json::Value) -> String {
     render_rules(&mut out, e, &decided);
     render_verdict(&mut out, e, &decided);
     render_factors(&mut out, e);
+    render_history(&mut out, e);
     out
+}
+
+/// The subject's latest history rows, with the host that recorded each.
+fn render_history(out: &mut String, e: &serde_json::Value) {
+    let rows = e["history"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Recent history of {} (newest first):",
+        text(&e["subject"])
+    );
+    for h in rows {
+        let when = h["time"]
+            .as_i64()
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map_or_else(String::new, |t| t.to_string());
+        let rhost = text(&h["rhost"]);
+        let _ = writeln!(
+            out,
+            "  {when} on host {}: {} ({} via {}{})",
+            text(&h["host"]),
+            text(&h["outcome"]),
+            text(&h["method"]),
+            text(&h["service"]),
+            if rhost.is_empty() {
+                String::new()
+            } else {
+                format!(", from {rhost}")
+            }
+        );
+    }
 }
 
 /// A string field of the explanation; empty when absent.

@@ -12,8 +12,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use stepup_config::attempt::{GeoFacts, PreviousAttempt};
 use zeroize::Zeroizing;
 
+use super::{
+    CredentialSummary, Fido2Credential, HistoryColumn, HistoryEntry, ImportBatch, LockoutRow,
+    SshKeyCredential, StoreError, TotpCredential,
+};
+
 /// Schema version this build writes. A newer one on disk is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 const DB_FILE: &str = "stepup.db";
 
 /// The schema's migrations: `MIGRATIONS[n]` takes a store at version `n`
@@ -140,131 +145,21 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
                  CREATE INDEX sources_user_located_seen ON sources(user, last_seen) WHERE latitude IS NOT NULL;
                  PRAGMA user_version = 6;
                  COMMIT;",
+    // 6 → 7: the host that recorded each history row (the shared store
+    // mixes hosts; a row written before this was written here).
+    "BEGIN;
+                 ALTER TABLE history ADD COLUMN host TEXT NOT NULL DEFAULT '';
+                 PRAGMA user_version = 7;
+                 COMMIT;",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("state directory {path}: {reason}")]
-    UnsafeDir { path: PathBuf, reason: String },
-    #[error("state directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("state database: {}", describe_sql(.0))]
-    Sql(#[from] rusqlite::Error),
-    #[error(
-        "state database {path} cannot be read ({reason}); refusing to start without it rather than forget used codes and lockouts: see docs/state.md"
-    )]
-    Unreadable { path: PathBuf, reason: String },
-    #[error(
-        "state database schema version {found} is newer than this stepupd understands ({SCHEMA_VERSION}); refusing to touch it"
-    )]
-    TooNew { found: i64 },
-    #[error(
-        "state database {path} is damaged ({detail}); refusing to start rather than forget used codes and lockouts. Restore it from a backup, or move it aside to start empty (every user's factors must then be enrolled again): see docs/state.md"
-    )]
-    Corrupt { path: PathBuf, detail: String },
-}
-
-/// A TOTP credential as stored. The secret is zeroized when dropped.
-pub struct TotpCredential {
-    pub id: String,
-    pub user: String,
-    pub label: String,
-    pub secret: Zeroizing<Vec<u8>>,
-    pub algorithm: String,
-    pub digits: u32,
-    pub period: u64,
-    /// Last time step a code was accepted for (codes at or before it are replays).
-    pub last_step: Option<u64>,
-    pub created: u64,
-}
-
-/// What `List` shows: never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialSummary {
-    pub id: String,
-    pub method: String,
-    pub label: String,
-    pub created: u64,
-}
-
-/// One line of authentication history.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryEntry {
-    pub time: u64,
-    pub user: String,
-    pub service: String,
-    pub tty: String,
-    pub rhost: String,
-    pub method: String,
-    /// `success`, `wrong_code`, `replay`, `too_many_tries`, `timeout`, `cancelled`, `not_enrolled`.
-    pub outcome: String,
-}
-
-/// A user's lockout state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutRow {
-    pub locked_at: Option<u64>,
-    /// `None` with `locked_at` set: locked until an admin unlocks.
-    pub locked_until: Option<u64>,
-    /// History rows up to this id no longer count (set by an unlock).
-    pub reset_at: i64,
-}
-
-/// A FIDO2 credential as stored (imported from pam_u2f or enrolled).
-#[derive(Debug, Clone)]
-pub struct Fido2Credential {
-    pub id: String,
-    pub user: String,
-    pub key_handle: Vec<u8>,
-    pub resident: bool,
-    pub public_key: Vec<u8>,
-    pub algorithm: String,
-    pub rp_id: String,
-    pub presence: bool,
-    pub pin: bool,
-    pub verification: bool,
-    pub label: String,
-    pub created: u64,
-}
-
-/// A security key used through an ssh-agent: its OpenSSH public key line
-/// (type, base64, no comment), not secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshKeyCredential {
-    pub id: String,
-    pub user: String,
-    pub public_key: String,
-    pub label: String,
-    pub created: u64,
-}
-
-/// What one import writes.
-#[derive(Default)]
-pub struct ImportBatch {
-    pub totp: Vec<TotpCredential>,
-    /// (user, PHC hash, created)
-    pub recovery: Vec<(String, String, u64)>,
-    pub fido2: Vec<Fido2Credential>,
-    pub ssh_keys: Vec<SshKeyCredential>,
-}
-
-/// History columns a success can be scoped to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryColumn {
-    Tty,
-    Rhost,
-}
-
-pub struct Store {
+/// The embedded store: one SQLite file in the state directory.
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
 
-impl Store {
+impl SqliteStore {
     /// Open (creating if needed) the store in `dir`, which must be root-owned
     /// and not accessible by group or others.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -323,6 +218,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open database, for reading a whole snapshot (`store migrate`).
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -538,7 +438,7 @@ impl Store {
     /// Most recent history entries for a user, newest first.
     pub fn history(&self, user: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT time, user, service, tty, rhost, method, outcome FROM history
+            "SELECT time, user, service, tty, rhost, method, outcome, host FROM history
              WHERE user = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![user, limit], |r| {
@@ -550,6 +450,7 @@ impl Store {
                 rhost: r.get(4)?,
                 method: r.get(5)?,
                 outcome: r.get(6)?,
+                host: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -951,8 +852,8 @@ fn insert_fido2(conn: &Connection, key: &Fido2Credential) -> Result<(), StoreErr
 
 fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO history (time, user, service, tty, rhost, method, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO history (time, user, service, tty, rhost, method, outcome, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         entry.time,
@@ -961,7 +862,8 @@ fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreEr
         entry.tty,
         entry.rhost,
         entry.method,
-        entry.outcome
+        entry.outcome,
+        entry.host
     ])?;
     Ok(())
 }
@@ -989,7 +891,7 @@ fn unreadable(path: &Path) -> Option<String> {
 
 /// SQLite's error, with what it means here for the failures an
 /// administrator has to act on.
-fn describe_sql(e: &rusqlite::Error) -> String {
+pub(super) fn describe_sql(e: &rusqlite::Error) -> String {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => format!(
@@ -1036,6 +938,171 @@ fn check_private(path: &Path, is_dir: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The trait is today's inherent API, method for method (the inherent
+/// methods stay for callers that hold a `SqliteStore`).
+impl super::Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+    fn add_totp(&mut self, cred: &TotpCredential) -> Result<(), StoreError> {
+        Self::add_totp(self, cred)
+    }
+    fn totp_credentials(&self, user: &str) -> Result<Vec<TotpCredential>, StoreError> {
+        Self::totp_credentials(self, user)
+    }
+    fn accept_totp(
+        &mut self,
+        id: &str,
+        step: u64,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        Self::accept_totp(self, id, step, success)
+    }
+    fn accept_recovery_code(
+        &mut self,
+        row: i64,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        Self::accept_recovery_code(self, row, success)
+    }
+    fn add_fido2(&mut self, key: &Fido2Credential) -> Result<(), StoreError> {
+        Self::add_fido2(self, key)
+    }
+    fn fido2_credentials(&self, user: &str) -> Result<Vec<(Fido2Credential, u32)>, StoreError> {
+        Self::fido2_credentials(self, user)
+    }
+    fn accept_fido2(
+        &mut self,
+        id: &str,
+        sign_count: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        Self::accept_fido2(self, id, sign_count, success)
+    }
+    fn mark_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        Self::mark_suspect(self, id)
+    }
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Self::checkpoint(self)
+    }
+    fn list(&self, user: &str) -> Result<Vec<CredentialSummary>, StoreError> {
+        Self::list(self, user)
+    }
+    fn remove(&mut self, user: &str, id: &str) -> Result<bool, StoreError> {
+        Self::remove(self, user, id)
+    }
+    fn credential_count(&self) -> Result<u64, StoreError> {
+        Self::credential_count(self)
+    }
+    fn record(&mut self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        Self::record(self, entry)
+    }
+    fn history(&self, user: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        Self::history(self, user, limit)
+    }
+    fn last_success(
+        &self,
+        user: &str,
+        since: u64,
+        same: Option<(HistoryColumn, &str)>,
+    ) -> Result<Option<u64>, StoreError> {
+        Self::last_success(self, user, since, same)
+    }
+    fn failures_since(&self, user: &str, since: u64) -> Result<u64, StoreError> {
+        Self::failures_since(self, user, since)
+    }
+    fn failures_since_after(
+        &self,
+        user: &str,
+        since: u64,
+        after_row: i64,
+    ) -> Result<u64, StoreError> {
+        Self::failures_since_after(self, user, since, after_row)
+    }
+    fn source_last_seen(&self, user: &str, rhost: &str) -> Result<Option<u64>, StoreError> {
+        Self::source_last_seen(self, user, rhost)
+    }
+    fn mark_source_seen(
+        &mut self,
+        user: &str,
+        rhost: &str,
+        time: u64,
+        located: Option<&GeoFacts>,
+    ) -> Result<(), StoreError> {
+        Self::mark_source_seen(self, user, rhost, time, located)
+    }
+    fn country_last_seen(&self, user: &str, country: &str) -> Result<Option<u64>, StoreError> {
+        Self::country_last_seen(self, user, country)
+    }
+    fn last_located_source(&self, user: &str) -> Result<Option<PreviousAttempt>, StoreError> {
+        Self::last_located_source(self, user)
+    }
+    fn forget_locations_before(&mut self, before: u64) -> Result<usize, StoreError> {
+        Self::forget_locations_before(self, before)
+    }
+    fn lockout(&self, user: &str) -> Result<Option<LockoutRow>, StoreError> {
+        Self::lockout(self, user)
+    }
+    fn lock(&mut self, user: &str, at: u64, until: Option<u64>) -> Result<(), StoreError> {
+        Self::lock(self, user, at, until)
+    }
+    fn unlock(&mut self, user: &str) -> Result<(), StoreError> {
+        Self::unlock(self, user)
+    }
+    fn replace_recovery_codes(
+        &mut self,
+        user: &str,
+        hashes: &[String],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        Self::replace_recovery_codes(self, user, hashes, now)
+    }
+    fn unused_recovery_codes(&self, user: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        Self::unused_recovery_codes(self, user)
+    }
+    fn import(&mut self, batch: &ImportBatch) -> Result<(), StoreError> {
+        Self::import(self, batch)
+    }
+    fn prune_history(&mut self, before: u64) -> Result<usize, StoreError> {
+        Self::prune_history(self, before)
+    }
+    fn credential_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Self::credential_exists(self, id)
+    }
+    fn add_ssh_key(&mut self, key: &SshKeyCredential) -> Result<(), StoreError> {
+        Self::add_ssh_key(self, key)
+    }
+    fn ssh_keys(&self, user: &str) -> Result<Vec<(SshKeyCredential, u32)>, StoreError> {
+        Self::ssh_keys(self, user)
+    }
+    fn accept_ssh_key(
+        &mut self,
+        id: &str,
+        counter: u32,
+        success: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        Self::accept_ssh_key(self, id, counter, success)
+    }
+    fn mark_ssh_key_suspect(&mut self, id: &str) -> Result<(), StoreError> {
+        Self::mark_ssh_key_suspect(self, id)
+    }
+    fn login_key_last_seen(
+        &self,
+        user: &str,
+        fingerprint: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        Self::login_key_last_seen(self, user, fingerprint)
+    }
+    fn mark_login_key_seen(
+        &mut self,
+        user: &str,
+        fingerprint: &str,
+        time: u64,
+    ) -> Result<(), StoreError> {
+        Self::mark_login_key_seen(self, user, fingerprint, time)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1063,20 +1130,20 @@ mod tests {
     #[test]
     fn files_are_private_and_open_dir_is_refused() {
         let dir = private_dir();
-        let store = Store::open(dir.path()).expect("open");
+        let store = SqliteStore::open(dir.path()).expect("open");
         let mode = fs::metadata(store.path()).expect("stat").mode() & 0o777;
         assert_eq!(mode, 0o600);
         drop(store);
 
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-        let err = Store::open(dir.path()).err().expect("refused");
+        let err = SqliteStore::open(dir.path()).err().expect("refused");
         assert!(err.to_string().contains("0755"), "{err}");
     }
 
     #[test]
     fn last_step_only_moves_forward_and_survives_reopen() {
         let dir = private_dir();
-        let mut store = Store::open(dir.path()).expect("open");
+        let mut store = SqliteStore::open(dir.path()).expect("open");
         store.add_totp(&cred("c1", "alice")).expect("add");
         let success = HistoryEntry {
             time: 1,
@@ -1090,7 +1157,7 @@ mod tests {
         // One success row: refused steps write nothing.
         assert_eq!(store.history("alice", 10).expect("history").len(), 1);
         drop(store);
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
         let creds = store.totp_credentials("alice").expect("load");
         assert_eq!(creds[0].last_step, Some(100));
     }
@@ -1098,11 +1165,11 @@ mod tests {
     #[test]
     fn newer_schema_is_refused_not_rewritten() {
         let dir = private_dir();
-        drop(Store::open(dir.path()).expect("open"));
+        drop(SqliteStore::open(dir.path()).expect("open"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
         conn.pragma_update(None, "user_version", 99).expect("bump");
         drop(conn);
-        let err = Store::open(dir.path()).err().expect("refused");
+        let err = SqliteStore::open(dir.path()).err().expect("refused");
         assert!(matches!(err, StoreError::TooNew { found: 99 }), "{err}");
     }
 
@@ -1115,7 +1182,7 @@ mod tests {
                 .expect("make it a version 3 store");
         }
         drop(conn);
-        drop(Store::open(dir.path()).expect("migrate"));
+        drop(SqliteStore::open(dir.path()).expect("migrate"));
         let conn = Connection::open(dir.path().join(DB_FILE)).expect("raw open");
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -1166,12 +1233,12 @@ mod tests {
         .expect("v5 rows");
         drop(conn);
 
-        let mut store = Store::open(dir.path()).expect("migrate");
+        let mut store = SqliteStore::open(dir.path()).expect("migrate");
         let version: i64 = store
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(
             store.source_last_seen("alice", "192.0.2.10").unwrap(),
             Some(100)
@@ -1235,76 +1302,9 @@ mod tests {
     }
 
     #[test]
-    fn locations_follow_the_latest_let_in_and_are_pruned_with_history() {
-        let dir = private_dir();
-        let mut store = Store::open(dir.path()).expect("open");
-        let sydney = GeoFacts {
-            country: Some("AU".into()),
-            city: Some("Sydney".into()),
-            coordinates: Some((-33.8688, 151.2093)),
-            accuracy_radius_km: Some(20),
-            asn: Some(64498),
-            as_org: None,
-        };
-        store
-            .mark_source_seen("alice", "192.0.2.10", 1000, Some(&paris()))
-            .unwrap();
-        store
-            .mark_source_seen("alice", "198.51.100.7", 2000, Some(&sydney))
-            .unwrap();
-        store
-            .mark_source_seen("alice", "203.0.113.200", 3000, None)
-            .unwrap();
-        store
-            .mark_source_seen("bob", "192.0.2.11", 4000, Some(&paris()))
-            .unwrap();
-        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), Some(1000));
-        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), Some(2000));
-        assert_eq!(store.country_last_seen("alice", "DE").unwrap(), None);
-        // The latest located let-in: Sydney (the later one had no location).
-        let previous = store.last_located_source("alice").unwrap().unwrap();
-        assert_eq!(
-            previous,
-            PreviousAttempt {
-                time: 2000,
-                rhost: "198.51.100.7".into(),
-                country: Some("AU".into()),
-                city: Some("Sydney".into()),
-                coordinates: (-33.8688, 151.2093),
-                accuracy_radius_km: 20,
-            }
-        );
-        // An earlier let-in (a clock set back) does not overwrite the
-        // location of a later one; a later one does, also to "unknown".
-        store
-            .mark_source_seen("alice", "198.51.100.7", 1500, Some(&paris()))
-            .unwrap();
-        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), Some(2000));
-        store
-            .mark_source_seen("alice", "198.51.100.7", 2500, None)
-            .unwrap();
-        assert_eq!(store.country_last_seen("alice", "AU").unwrap(), None);
-        assert_eq!(
-            store.last_located_source("alice").unwrap().unwrap().time,
-            1000
-        );
-
-        // Retention: locations of let-ins before the cut go, sources stay.
-        assert_eq!(store.forget_locations_before(1500).unwrap(), 1);
-        assert_eq!(store.country_last_seen("alice", "FR").unwrap(), None);
-        assert_eq!(store.last_located_source("alice").unwrap(), None);
-        assert_eq!(
-            store.source_last_seen("alice", "192.0.2.10").unwrap(),
-            Some(1000)
-        );
-        assert_eq!(store.country_last_seen("bob", "FR").unwrap(), Some(4000));
-        assert_eq!(store.forget_locations_before(1500).unwrap(), 0);
-    }
-
-    #[test]
     fn history_queries_respect_time_scope_and_user() {
         let dir = private_dir();
-        let mut store = Store::open(dir.path()).expect("open");
+        let mut store = SqliteStore::open(dir.path()).expect("open");
         let entry = |time, user: &str, tty: &str, rhost: &str, outcome: &str| HistoryEntry {
             time,
             user: user.into(),
@@ -1313,6 +1313,7 @@ mod tests {
             rhost: rhost.into(),
             method: "totp".into(),
             outcome: outcome.into(),
+            host: "web1".into(),
         };
         for (time, user, tty, rhost, outcome) in [
             (100, "alice", "/dev/pts/1", "", "success"),
@@ -1368,7 +1369,7 @@ mod tests {
     fn damaged_store_is_refused_not_reset() {
         let dir = private_dir();
         {
-            let mut store = Store::open(dir.path()).expect("open");
+            let mut store = SqliteStore::open(dir.path()).expect("open");
             for i in 0..200 {
                 store
                     .add_totp(&cred(&format!("c{i}"), "alice"))
@@ -1381,7 +1382,7 @@ mod tests {
         assert!(len > 8192, "{len}");
         bytes[4096..8192].fill(0xff);
         fs::write(&path, &bytes).expect("write");
-        let err = Store::open(dir.path()).err().expect("refused");
+        let err = SqliteStore::open(dir.path()).err().expect("refused");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("docs/state.md"), "{err}");
         // Not replaced by an empty store.
@@ -1389,7 +1390,7 @@ mod tests {
 
         fs::write(&path, &bytes[..100]).expect("truncate");
         assert!(matches!(
-            Store::open(dir.path()),
+            SqliteStore::open(dir.path()),
             Err(StoreError::Corrupt { .. })
         ));
     }
@@ -1397,7 +1398,7 @@ mod tests {
     #[test]
     fn checkpoint_leaves_a_complete_main_file() {
         let dir = private_dir();
-        let mut store = Store::open(dir.path()).expect("open");
+        let mut store = SqliteStore::open(dir.path()).expect("open");
         for i in 0..40 {
             store
                 .add_totp(&cred(&format!("c{i}"), "alice"))
@@ -1410,14 +1411,14 @@ mod tests {
         // A copy of the main file alone has everything.
         let copy = private_dir();
         fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).expect("copy");
-        let copied = Store::open(copy.path()).expect("open copy");
+        let copied = SqliteStore::open(copy.path()).expect("open copy");
         assert_eq!(copied.credential_count().expect("count"), 40);
     }
 
     #[test]
     fn remove_is_scoped_to_the_user() {
         let dir = private_dir();
-        let mut store = Store::open(dir.path()).expect("open");
+        let mut store = SqliteStore::open(dir.path()).expect("open");
         store.add_totp(&cred("c1", "alice")).expect("add");
         assert!(!store.remove("bob", "c1").expect("remove"));
         assert_eq!(store.list("alice").expect("list").len(), 1);
