@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use stepup_common::{BUS_NAME, INTERFACE, OBJECT_PATH, PROTOCOL_VERSION, error as names};
-use zbus::message::{Flags, Message, Type};
 use zbus::wire::DynamicType;
 
-use crate::bus::{Bus, Incoming, WireError};
+use crate::bus::{self, Bus, Call, Incoming, NO_AUTO_START, Target, Type, WireError};
 use crate::flow::{DaemonLink, LinkError};
 
 const DBUS_NAME: &str = "org.freedesktop.DBus";
@@ -104,7 +103,7 @@ impl BusLink {
 
     /// Dial, authenticate and send `first`; until the deadline, dial again
     /// when the bus cut us off for being full (see [`bus_is_full`]).
-    fn connect(&self, first: &[&Message]) -> Result<Open, LinkError> {
+    fn connect(&self, first: &[&Call]) -> Result<Open, LinkError> {
         let deadline = self.deadline();
         let mut pause = RETRY_PAUSE_FIRST;
         loop {
@@ -174,7 +173,7 @@ impl BusLink {
     }
 
     /// Send `call` (addressed to the checked daemon) and wait for its reply.
-    fn call_checked(&self, open: &mut Open, call: &Message) -> Result<Incoming, LinkError> {
+    fn call_checked(&self, open: &mut Open, call: &Call) -> Result<Incoming, LinkError> {
         send(open, call, self.deadline())?;
         let reply = wait(open, call, self.deadline())?;
         from_daemon(open, reply)
@@ -221,41 +220,45 @@ fn bus_is_full(failure: &Failure) -> bool {
 }
 
 /// A call to the bus itself.
-fn bus_call<B>(member: &str, body: &B) -> Result<Message, LinkError>
+fn bus_call<B>(member: &str, body: &B) -> Result<Call, LinkError>
 where
     B: Serialize + DynamicType,
 {
-    Message::method_call(DBUS_PATH, member)
-        .destination(DBUS_NAME)
-        .interface(DBUS_NAME)
-        .build(body)
-        .map_err(|e| unavailable("building a bus call", e))
+    let to = Target {
+        destination: DBUS_NAME,
+        path: DBUS_PATH,
+        interface: DBUS_NAME,
+        member,
+    };
+    bus::call(&to, 0, body).map_err(|e| unavailable("building a bus call", e))
 }
 
 /// A call to the daemon at `destination`. `NO_AUTO_START`: only
 /// `StartServiceByName` (after the owner lookup said nobody owns the name)
 /// activates stepupd.
-fn daemon_call<B>(destination: &str, member: &str, body: &B) -> Result<Message, LinkError>
+fn daemon_call<B>(destination: &str, member: &str, body: &B) -> Result<Call, LinkError>
 where
     B: Serialize + DynamicType,
 {
-    Message::method_call(OBJECT_PATH, member)
-        .destination(destination)
-        .interface(INTERFACE)
-        .with_flags(Flags::NO_AUTO_START)
-        .build(body)
+    let to = Target {
+        destination,
+        path: OBJECT_PATH,
+        interface: INTERFACE,
+        member,
+    };
+    bus::call(&to, NO_AUTO_START, body)
         .map_err(|e| LinkError::Refused(format!("cannot send {member}: {e}")))
 }
 
-fn send(open: &mut Open, call: &Message, deadline: Instant) -> Result<(), LinkError> {
+fn send(open: &mut Open, call: &Call, deadline: Instant) -> Result<(), LinkError> {
     open.bus
         .send(call, deadline)
         .map_err(|e| unavailable("stepupd did not answer", e))
 }
 
 /// The reply to `call`, keeping replies to other calls for later.
-fn wait(open: &mut Open, call: &Message, deadline: Instant) -> Result<Incoming, WireError> {
-    let serial = call.primary_header().serial_num().get();
+fn wait(open: &mut Open, call: &Call, deadline: Instant) -> Result<Incoming, WireError> {
+    let serial = call.serial;
     if let Some(at) = open
         .stash
         .iter()
@@ -414,10 +417,20 @@ mod tests {
         Failure::Wire(WireError::Io(std::io::Error::from(kind)))
     }
 
+    use zbus::message::Message;
+
+    /// A call made by zbus, to reply to (replies here are marshalled by
+    /// zbus and read by our parser).
+    fn zbus_call() -> Message {
+        Message::method_call("/p", "M")
+            .destination(":1.7")
+            .build(&())
+            .expect("call")
+    }
+
     /// An error reply as the bus would send it, through the same parser.
     fn error_reply(name: &str, text: &str) -> Incoming {
-        let call = bus_call("Hello", &()).expect("call");
-        let reply = Message::error(&call.header(), name)
+        let reply = Message::error(&zbus_call().header(), name)
             .sender(DBUS_NAME)
             .build(&(text,))
             .expect("reply");
@@ -483,7 +496,7 @@ mod tests {
 
     #[test]
     fn only_the_checked_owner_is_believed() {
-        let call = daemon_call(":1.7", "Begin", &(2u32,)).expect("call");
+        let call = zbus_call();
         let from = |sender: &str| {
             let reply = Message::method_return(&call.header())
                 .sender(sender)
