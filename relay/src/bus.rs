@@ -30,6 +30,7 @@ use zbus::address::transport::{Transport, UnixSocket};
 
 use zbus::wire::serialized::{Context, Data};
 use zbus::wire::{DynamicType, Endian, Type as WireType};
+use zeroize::Zeroizing;
 
 /// The largest message accepted from the bus. The daemon's replies are a
 /// few short strings; anything near this is not the daemon speaking.
@@ -303,10 +304,11 @@ mod field {
     pub const UNIX_FDS: u8 = 9;
 }
 
-/// A method call, marshalled and ready to write.
+/// A method call, marshalled and ready to write; wiped when dropped (a
+/// `Respond` carries the person's answer).
 pub struct Call {
     pub serial: u32,
-    bytes: Vec<u8>,
+    bytes: Zeroizing<Vec<u8>>,
     /// Descriptors the body refers to (`h` values), sent with its bytes.
     fds: Vec<OwnedFd>,
 }
@@ -348,38 +350,90 @@ where
         .iter()
         .map(|fd| fd.as_fd().try_clone_to_owned())
         .collect::<io::Result<_>>()?;
-    let serial = next_serial();
-    let mut out = Vec::with_capacity(160 + data.len());
+    let mut out = header(
+        to,
+        flags,
+        &signature.to_string_no_parens(),
+        data.len(),
+        fds.len(),
+    )?;
+    out.extend_from_slice(&data);
+    Ok(Call {
+        serial: read_serial(&out),
+        bytes: out,
+        fds,
+    })
+}
+
+/// A call whose arguments are all strings (`Respond`, `Cancel`), its body
+/// marshalled here straight into the buffer that is wiped: the answer is
+/// never copied anywhere that is freed unwiped (zbus's serializer would
+/// leave one copy behind).
+pub fn call_with_strings(to: &Target<'_>, flags: u8, args: &[&str]) -> Result<Call, WireError> {
+    // Each string: padding to 4, its length, its bytes, a nul.
+    let body_len: usize = args.iter().map(|a| a.len().div_ceil(4) * 4 + 8).sum();
+    let signature = "s".repeat(args.len());
+    let mut out = header(to, flags, &signature, body_len, 0)?;
+    let body_at = out.len();
+    for arg in args {
+        if arg.as_bytes().contains(&0) {
+            return Err(WireError::Malformed("a nul in a string argument".into()));
+        }
+        let aligned = out.len().div_ceil(4) * 4;
+        out.resize(aligned, 0);
+        out.extend_from_slice(&len_u32(arg.len())?.to_le_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.push(0);
+    }
+    let len = len_u32(out.len() - body_at)?;
+    out[4..8].copy_from_slice(&len.to_le_bytes());
+    Ok(Call {
+        serial: read_serial(&out),
+        bytes: out,
+        fds: Vec::new(),
+    })
+}
+
+fn read_serial(message: &[u8]) -> u32 {
+    u32::from_le_bytes([message[8], message[9], message[10], message[11]])
+}
+
+/// The header of a method call with a fresh serial, padded to 8, in a
+/// buffer with room for the body (`body_len` bytes, `fds` descriptors), so
+/// that appending the body never moves it (a move would leave a copy).
+fn header(
+    to: &Target<'_>,
+    flags: u8,
+    signature: &str,
+    body_len: usize,
+    fds: usize,
+) -> Result<Zeroizing<Vec<u8>>, WireError> {
+    let names = to.path.len() + to.interface.len() + to.member.len() + to.destination.len();
+    let mut out = Zeroizing::new(Vec::with_capacity(128 + names + signature.len() + body_len));
     out.extend_from_slice(&[b'l', 1, flags, 1]);
-    out.extend_from_slice(&len_u32(data.len())?.to_le_bytes());
-    out.extend_from_slice(&serial.to_le_bytes());
+    out.extend_from_slice(&len_u32(body_len)?.to_le_bytes());
+    out.extend_from_slice(&next_serial().to_le_bytes());
     out.extend_from_slice(&[0; 4]); // the fields' length, filled in below
     put_string(&mut out, field::PATH, b'o', to.path)?;
     put_string(&mut out, field::INTERFACE, b's', to.interface)?;
     put_string(&mut out, field::MEMBER, b's', to.member)?;
     put_string(&mut out, field::DESTINATION, b's', to.destination)?;
-    let wire_signature = signature.to_string_no_parens();
-    if !wire_signature.is_empty() {
+    if !signature.is_empty() {
         put_field_start(&mut out, field::SIGNATURE, b'g');
-        let len = u8::try_from(wire_signature.len())
+        let len = u8::try_from(signature.len())
             .map_err(|_| WireError::Malformed("signature over 255 bytes".into()))?;
         out.push(len);
-        out.extend_from_slice(wire_signature.as_bytes());
+        out.extend_from_slice(signature.as_bytes());
         out.push(0);
     }
-    if !fds.is_empty() {
+    if fds > 0 {
         put_field_start(&mut out, field::UNIX_FDS, b'u');
-        out.extend_from_slice(&len_u32(fds.len())?.to_le_bytes());
+        out.extend_from_slice(&len_u32(fds)?.to_le_bytes());
     }
     let fields = len_u32(out.len() - 16)?;
     out[12..16].copy_from_slice(&fields.to_le_bytes());
     pad_to_8(&mut out);
-    out.extend_from_slice(&data);
-    Ok(Call {
-        serial,
-        bytes: out,
-        fds,
-    })
+    Ok(out)
 }
 
 fn len_u32(len: usize) -> Result<u32, WireError> {
@@ -387,7 +441,8 @@ fn len_u32(len: usize) -> Result<u32, WireError> {
 }
 
 fn pad_to_8(out: &mut Vec<u8>) {
-    out.resize(out.len().div_ceil(8) * 8, 0);
+    let aligned = out.len().div_ceil(8) * 8;
+    out.resize(aligned, 0);
 }
 
 /// A header field starts on 8 bytes: its code, then a variant's one-letter
@@ -674,6 +729,39 @@ mod tests {
         assert_eq!(value, (2, context));
         // Each call its own serial.
         assert_ne!(call(&to, 0, &()).expect("call").serial, made.serial);
+    }
+
+    #[test]
+    fn a_call_of_strings_marshalled_here_is_read_back_by_zbus() {
+        let to = Target {
+            destination: ":1.9",
+            path: "/org/stepup/Daemon1",
+            interface: "org.stepup.Daemon1",
+            member: "Respond",
+        };
+        for args in [
+            &["session-id", "12345678"][..],
+            &["s"][..],
+            &["", "abc"][..],
+        ] {
+            let made = call_with_strings(&to, NO_AUTO_START, args).expect("call");
+            let data = Data::new(&made.bytes[..], Context::new(Endian::Little, 0));
+            let (header, header_len) = data.deserialize::<Header<'_>>().expect("zbus reads it");
+            assert_eq!(header.primary().serial_num().get(), made.serial);
+            let want = "s".repeat(args.len());
+            assert_eq!(header.signature().to_string_no_parens(), want);
+            let body_at = header_len.div_ceil(8) * 8;
+            let body_len = header.primary().body_len() as usize;
+            assert_eq!(made.bytes.len(), body_at + body_len);
+            let body = Data::new(&made.bytes[body_at..], Context::new(Endian::Little, 0));
+            if args.len() == 2 {
+                let (value, _) = body.deserialize::<(String, String)>().expect("body");
+                assert_eq!(value, (args[0].to_owned(), args[1].to_owned()));
+            } else {
+                let (value, _) = body.deserialize::<String>().expect("body");
+                assert_eq!(value, args[0]);
+            }
+        }
     }
 
     #[test]

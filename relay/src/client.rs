@@ -184,13 +184,35 @@ impl BusLink {
     where
         B: Serialize + DynamicType,
     {
+        let daemon = self.checked_daemon()?;
+        let call = daemon_call(&daemon, member, body)?;
+        self.exchange(&call)
+    }
+
+    /// [`Self::call`] for string arguments (the answer among them),
+    /// marshalled into a buffer that is wiped: [`bus::call_with_strings`].
+    fn call_strings(&mut self, member: &str, args: &[&str]) -> Result<Incoming, LinkError> {
+        let daemon = self.checked_daemon()?;
+        let call = bus::call_with_strings(&daemon_target(&daemon, member), NO_AUTO_START, args)
+            .map_err(|e| LinkError::Refused(format!("cannot send {member}: {e}")))?;
+        self.exchange(&call)
+    }
+
+    /// The unique name checked in `begin`; nothing is sent before that.
+    fn checked_daemon(&self) -> Result<String, LinkError> {
+        self.open
+            .as_ref()
+            .map(|open| open.daemon.clone())
+            .ok_or_else(|| LinkError::Unavailable("no attempt in progress".into()))
+    }
+
+    fn exchange(&mut self, call: &Call) -> Result<Incoming, LinkError> {
         let deadline = self.deadline();
         let Some(open) = self.open.as_mut() else {
             return Err(LinkError::Unavailable("no attempt in progress".into()));
         };
-        let call = daemon_call(&open.daemon, member, body)?;
-        send(open, &call, deadline)?;
-        let reply = wait(open, &call, deadline)?;
+        send(open, call, deadline)?;
+        let reply = wait(open, call, deadline)?;
         from_daemon(open, reply)
     }
 }
@@ -233,6 +255,15 @@ where
     bus::call(&to, 0, body).map_err(|e| unavailable("building a bus call", e))
 }
 
+fn daemon_target<'a>(destination: &'a str, member: &'a str) -> Target<'a> {
+    Target {
+        destination,
+        path: OBJECT_PATH,
+        interface: INTERFACE,
+        member,
+    }
+}
+
 /// A call to the daemon at `destination`. `NO_AUTO_START`: only
 /// `StartServiceByName` (after the owner lookup said nobody owns the name)
 /// activates stepupd.
@@ -240,13 +271,7 @@ fn daemon_call<B>(destination: &str, member: &str, body: &B) -> Result<Call, Lin
 where
     B: Serialize + DynamicType,
 {
-    let to = Target {
-        destination,
-        path: OBJECT_PATH,
-        interface: INTERFACE,
-        member,
-    };
-    bus::call(&to, NO_AUTO_START, body)
+    bus::call(&daemon_target(destination, member), NO_AUTO_START, body)
         .map_err(|e| LinkError::Refused(format!("cannot send {member}: {e}")))
 }
 
@@ -389,12 +414,12 @@ impl DaemonLink for BusLink {
     }
 
     fn respond(&mut self, session: &str, answer: &str) -> Result<(String, String), LinkError> {
-        step_of(self.call("Respond", &(session, answer)))
+        step_of(self.call_strings("Respond", &[session, answer]))
     }
 
     fn cancel(&mut self, session: &str) {
         if !session.is_empty() {
-            let _ = self.call("Cancel", &(session,));
+            let _ = self.call_strings("Cancel", &[session]);
         }
     }
 
