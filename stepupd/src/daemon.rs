@@ -78,10 +78,16 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         callers,
         owner_changes,
     ));
-    let expiry = tokio::spawn(expire_every_second(engine.clone()));
+    let (stop_expiry, expiry_stopped) = std::sync::mpsc::channel::<()>();
+    let expiring = engine.clone();
+    let expiry = std::thread::Builder::new()
+        .name("stepupd-expiry".into())
+        .spawn(move || expire_every_second(&expiring, &expiry_stopped))
+        .map_err(|e| StartError::Internal(e.to_string()))?;
     let bus_lost = wait_for_stop(&engine, &connection).await?;
     watcher.abort();
-    expiry.abort();
+    drop(stop_expiry);
+    let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
     if !bus_lost {
         let _ = connection.release_name(BUS_NAME).await;
     }
@@ -211,24 +217,24 @@ async fn end_sessions_of_departed(
 }
 
 /// Ends sessions past their deadline every second; prunes history at start
-/// and then hourly (history is bounded).
-async fn expire_every_second(engine: Arc<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// and then hourly (history is bounded). Runs on a thread of its own until
+/// `stop` is dropped: store work blocks, and a blocking-pool task every
+/// second would keep the pool's idle threads alive by turns (each woken
+/// within their 10-s idle limit), so threads a burst of attempts needed
+/// would never go (tests/tests/resources.rs).
+fn expire_every_second(engine: &Engine, stop: &std::sync::mpsc::Receiver<()>) {
     let mut ticks: u64 = 0;
     loop {
-        tick.tick().await;
-        let engine = engine.clone();
-        let prune = ticks.is_multiple_of(3600);
-        // Store work runs on the blocking pool (see `end_sessions_of_departed`).
-        let _ = tokio::task::spawn_blocking(move || {
-            engine.expire();
-            engine.probe_store();
-            if prune {
-                engine.prune_history();
-            }
-        })
-        .await;
+        engine.expire();
+        engine.probe_store();
+        if ticks.is_multiple_of(3600) {
+            engine.prune_history();
+        }
         ticks += 1;
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
     }
 }
 
