@@ -275,10 +275,13 @@ impl SqliteStore {
         success: &HistoryEntry,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE credentials SET last_step = ?2 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-            params![id, step],
-        )?;
+        // Prepared once per connection (the TOTP path's one statement
+        // besides the history row's).
+        let changed = tx
+            .prepare_cached(
+                "UPDATE credentials SET last_step = ?2 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            )?
+            .execute(params![id, step])?;
         if changed != 1 {
             return Ok(false);
         }
