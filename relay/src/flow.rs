@@ -3,7 +3,6 @@
 //! traits so the loop is tested without PAM or a bus.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::os::fd::OwnedFd;
 
 use stepup_common::StepKind;
@@ -37,19 +36,15 @@ pub trait DaemonLink {
     fn begin(
         &mut self,
         context: &HashMap<String, String>,
-    ) -> impl Future<Output = Result<(String, String, String), LinkError>>;
-    fn respond(
-        &mut self,
-        session: &str,
-        answer: &str,
-    ) -> impl Future<Output = Result<(String, String), LinkError>>;
-    fn cancel(&mut self, session: &str) -> impl Future<Output = ()>;
+    ) -> Result<(String, String, String), LinkError>;
+    fn respond(&mut self, session: &str, answer: &str) -> Result<(String, String), LinkError>;
+    fn cancel(&mut self, session: &str);
     /// Hand the daemon the session's ssh-agent (an `agent` step).
     fn attach_agent(
         &mut self,
         session: &str,
         agent: OwnedFd,
-    ) -> impl Future<Output = Result<(String, String), LinkError>>;
+    ) -> Result<(String, String), LinkError>;
 }
 
 /// Where the person's ssh-agent is, for an `agent` step: a socket connected
@@ -85,13 +80,13 @@ pub const MAX_STEPS: usize = 64;
 /// are 6–8 digits, recovery codes 11 characters, a key PIN at most 63 bytes.
 pub const MAX_ANSWER_LEN: usize = 1024;
 
-pub async fn relay(
+pub fn relay(
     daemon: &mut impl DaemonLink,
     prompter: &mut impl Prompter,
     agent: &mut impl AgentSource,
     context: &HashMap<String, String>,
 ) -> Outcome {
-    let (session, mut kind, mut text) = match daemon.begin(context).await {
+    let (session, mut kind, mut text) = match daemon.begin(context) {
         Ok(step) => step,
         Err(e) => return link_failure(e),
     };
@@ -99,7 +94,7 @@ pub async fn relay(
         let step = match kind.parse::<StepKind>() {
             Ok(step) => step,
             Err(e) => {
-                daemon.cancel(&session).await;
+                daemon.cancel(&session);
                 return Outcome::Unavailable(format!("protocol error: {e}"));
             }
         };
@@ -107,12 +102,12 @@ pub async fn relay(
             // Show the touch request, then hand over the agent (or say
             // there is none: the daemon moves on to the next method).
             if prompter.info(&text).is_err() {
-                daemon.cancel(&session).await;
+                daemon.cancel(&session);
                 return Outcome::ConversationFailed;
             }
             let next = match agent.connect() {
-                Some(socket) => daemon.attach_agent(&session, socket).await,
-                None => daemon.respond(&session, "").await,
+                Some(socket) => daemon.attach_agent(&session, socket),
+                None => daemon.respond(&session, ""),
             };
             match next {
                 Ok((next_kind, next_text)) => (kind, text) = (next_kind, next_text),
@@ -146,18 +141,18 @@ pub async fn relay(
             StepKind::Agent => Ok(Zeroizing::new(String::new())),
         };
         let Ok(answer) = answer else {
-            daemon.cancel(&session).await;
+            daemon.cancel(&session);
             return Outcome::ConversationFailed;
         };
         if answer.len() > MAX_ANSWER_LEN {
             // Not sent: it cannot be right, and it is not a guess to count.
-            daemon.cancel(&session).await;
+            daemon.cancel(&session);
             return Outcome::Refused(format!(
                 "the answer is {} bytes (at most {MAX_ANSWER_LEN})",
                 answer.len()
             ));
         }
-        match daemon.respond(&session, &answer).await {
+        match daemon.respond(&session, &answer) {
             Ok((next_kind, next_text)) => {
                 kind = next_kind;
                 text = next_text;
@@ -165,7 +160,7 @@ pub async fn relay(
             Err(e) => return link_failure(e),
         }
     }
-    daemon.cancel(&session).await;
+    daemon.cancel(&session);
     Outcome::Unavailable(format!("daemon sent more than {MAX_STEPS} steps"))
 }
 
@@ -196,26 +191,22 @@ mod tests {
     }
 
     impl DaemonLink for Script {
-        async fn begin(
+        fn begin(
             &mut self,
             _: &HashMap<String, String>,
         ) -> Result<(String, String, String), LinkError> {
             self.begin.take().expect("begin called once")
         }
-        async fn respond(&mut self, _: &str, answer: &str) -> Result<(String, String), LinkError> {
+        fn respond(&mut self, _: &str, answer: &str) -> Result<(String, String), LinkError> {
             self.answers.push(answer.to_owned());
             self.replies
                 .pop_front()
                 .unwrap_or(Ok(("prompt_secret".into(), "again".into())))
         }
-        async fn cancel(&mut self, session: &str) {
+        fn cancel(&mut self, session: &str) {
             self.cancelled.push(session.to_owned());
         }
-        async fn attach_agent(
-            &mut self,
-            _: &str,
-            _: OwnedFd,
-        ) -> Result<(String, String), LinkError> {
+        fn attach_agent(&mut self, _: &str, _: OwnedFd) -> Result<(String, String), LinkError> {
             self.answers.push("<agent>".to_owned());
             self.replies
                 .pop_front()
@@ -255,7 +246,7 @@ mod tests {
     }
 
     fn run(daemon: &mut Script, user: &mut User) -> Outcome {
-        zbus::block_on(relay(daemon, user, &mut NoAgent, &HashMap::new()))
+        relay(daemon, user, &mut NoAgent, &HashMap::new())
     }
 
     #[test]

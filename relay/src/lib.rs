@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod bus;
 pub mod client;
 pub mod flow;
 pub mod journal;
@@ -83,13 +84,9 @@ pub fn run(
         inner: prompter,
         challenged: false,
     };
-    let outcome = zbus::block_on(async {
-        let mut link = match BusLink::connect(&args.bus, args.timeout).await {
-            Ok(link) => link,
-            Err(e) => return flow::relay_failed(e),
-        };
-        flow::relay(&mut link, &mut tracking, &mut agent::CallerAgent, context).await
-    });
+    let mut link = BusLink::new(&args.bus, args.timeout);
+    let outcome = flow::relay(&mut link, &mut tracking, &mut agent::CallerAgent, context);
+    drop(link);
     if args.debug {
         let item = |key: &str| context.get(key).map_or("", String::as_str);
         syslog::log(

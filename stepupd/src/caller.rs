@@ -1,28 +1,143 @@
-//! Who is calling: the bus daemon vouches for the sender's uid.
+//! Who is calling: the bus daemon vouches for the sender's uid (and pid).
+//!
+//! What the bus says about a connection never changes while it lives, and
+//! a unique name is never reused on a bus, so the answers are kept per
+//! unique name ([`Callers`]): a connection is asked about once, not on
+//! every call (a step-up's `Respond` needs no round trip to the bus). The
+//! table is bounded and a name is dropped when it leaves the bus.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 use stepup_common::DaemonError;
 use zbus::message::Header;
 use zbus::names::BusName;
 
-/// Refuse any caller whose uid is not 0. The shipped D-Bus policy already
-/// refuses them; this is the second, independent check.
-pub async fn require_root(
-    dbus: &zbus::fdo::DBusProxy<'_>,
-    header: &Header<'_>,
-) -> Result<(), DaemonError> {
-    let sender = header
-        .sender()
-        .ok_or_else(|| DaemonError::AccessDenied("message has no sender".into()))?;
-    let uid = dbus
-        .get_connection_unix_user(BusName::Unique(sender.to_owned()))
-        .await
-        .map_err(|e| DaemonError::AccessDenied(format!("cannot identify caller: {e}")))?;
-    if uid != 0 {
-        return Err(DaemonError::AccessDenied(format!(
-            "only root may call stepupd (caller uid {uid})"
-        )));
+/// Connections remembered at most (the oldest go first). Far above the
+/// connections that call while others are in flight (`max_sessions` 256).
+pub const MAX_KNOWN_CALLERS: usize = 4096;
+
+/// What the bus said about a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Known {
+    uid: Option<u32>,
+    pid: Option<u32>,
+}
+
+#[derive(Default)]
+struct Table {
+    known: HashMap<String, Known>,
+    /// Names in the order they were added, for the bound.
+    order: VecDeque<String>,
+}
+
+impl Table {
+    fn get(&self, name: &str) -> Known {
+        self.known.get(name).copied().unwrap_or_default()
     }
-    Ok(())
+
+    fn update(&mut self, name: &str, change: impl FnOnce(&mut Known)) {
+        if let Some(known) = self.known.get_mut(name) {
+            change(known);
+            return;
+        }
+        while self.order.len() >= MAX_KNOWN_CALLERS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.known.remove(&oldest);
+            }
+        }
+        let mut known = Known::default();
+        change(&mut known);
+        self.known.insert(name.to_owned(), known);
+        self.order.push_back(name.to_owned());
+    }
+
+    fn forget(&mut self, name: &str) {
+        if self.known.remove(name).is_some() {
+            self.order.retain(|n| n != name);
+        }
+    }
+}
+
+/// The bus's word on callers, asked once per connection.
+pub struct Callers {
+    dbus: zbus::fdo::DBusProxy<'static>,
+    table: Mutex<Table>,
+}
+
+impl Callers {
+    pub fn new(dbus: zbus::fdo::DBusProxy<'static>) -> Self {
+        Self {
+            dbus,
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A connection left the bus: forget it.
+    pub fn forget(&self, name: &str) {
+        self.table().forget(name);
+    }
+
+    /// Refuse any caller whose uid is not 0. The shipped D-Bus policy
+    /// already refuses them; this is the second, independent check.
+    pub async fn require_root(&self, header: &Header<'_>) -> Result<(), DaemonError> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| DaemonError::AccessDenied("message has no sender".into()))?;
+        let known = self.table().get(sender).uid;
+        let uid = match known {
+            Some(uid) => uid,
+            None => {
+                let uid = self
+                    .dbus
+                    .get_connection_unix_user(BusName::Unique(sender.to_owned()))
+                    .await
+                    .map_err(|e| {
+                        DaemonError::AccessDenied(format!("cannot identify caller: {e}"))
+                    })?;
+                self.table().update(sender, |k| k.uid = Some(uid));
+                uid
+            }
+        };
+        if uid != 0 {
+            return Err(DaemonError::AccessDenied(format!(
+                "only root may call stepupd (caller uid {uid})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The calling process, as the bus daemon vouches for it (it read the
+    /// pid from the socket's credentials). `None` when it cannot be told;
+    /// then nothing is linked to it. Its start time is read while the
+    /// caller waits for our reply, so the pid still names it.
+    pub async fn process_of(&self, header: &Header<'_>) -> Option<ProcessId> {
+        let sender = header.sender()?;
+        let known = self.table().get(sender).pid;
+        let pid = match known {
+            Some(pid) => pid,
+            None => {
+                let pid = self
+                    .dbus
+                    .get_connection_unix_process_id(BusName::Unique(sender.to_owned()))
+                    .await
+                    .ok()?;
+                self.table().update(sender, |k| k.pid = Some(pid));
+                pid
+            }
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(ProcessId {
+            pid,
+            start: start_time(&stat)?,
+        })
+    }
 }
 
 /// The caller's unique bus name, which sessions are bound to.
@@ -51,23 +166,6 @@ pub struct ProcessId {
     pub start: u64,
 }
 
-/// The calling process, as the bus daemon vouches for it (it read the pid
-/// from the socket's credentials). `None` when it cannot be told; then
-/// nothing is linked to it. Read while the caller waits for our reply, so
-/// the pid still names it.
-pub async fn process_of(dbus: &zbus::fdo::DBusProxy<'_>, header: &Header<'_>) -> Option<ProcessId> {
-    let sender = header.sender()?;
-    let pid = dbus
-        .get_connection_unix_process_id(BusName::Unique(sender.to_owned()))
-        .await
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(ProcessId {
-        pid,
-        start: start_time(&stat)?,
-    })
-}
-
 /// Field 22 of `/proc/PID/stat`. The command name (field 2) is in
 /// parentheses and may hold spaces or parentheses itself, so counting
 /// starts after the last `)`, where field 3 begins.
@@ -79,6 +177,29 @@ fn start_time(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callers_are_remembered_within_a_bound_and_forgotten_when_they_leave() {
+        let mut table = Table::default();
+        table.update(":1.1", |k| k.uid = Some(0));
+        table.update(":1.1", |k| k.pid = Some(42));
+        let both = Known {
+            uid: Some(0),
+            pid: Some(42),
+        };
+        assert_eq!(table.get(":1.1"), both);
+        table.forget(":1.1");
+        assert_eq!(table.get(":1.1"), Known::default());
+        for n in 0..MAX_KNOWN_CALLERS + 10 {
+            table.update(&format!(":1.{n}"), |k| k.uid = Some(0));
+        }
+        assert_eq!(table.known.len(), MAX_KNOWN_CALLERS);
+        assert_eq!(table.order.len(), MAX_KNOWN_CALLERS);
+        // The oldest went first.
+        assert_eq!(table.get(":1.0"), Known::default());
+        let newest = format!(":1.{}", MAX_KNOWN_CALLERS + 9);
+        assert_eq!(table.get(&newest).uid, Some(0));
+    }
 
     #[test]
     fn start_time_survives_a_hostile_command_name() {

@@ -14,6 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::attempt::Engine;
 use crate::audit;
+use crate::caller::Callers;
 use crate::service::Daemon1;
 use crate::store::{self, Health};
 use crate::who;
@@ -59,7 +60,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let geo = crate::geo::open_for(&config)?;
     let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()).with_geo(geo));
     first_contact(&engine).await?;
-    let (connection, owner_changes) = serve(&options.bus_address, &engine).await?;
+    let (connection, owner_changes, callers) = serve(&options.bus_address, &engine).await?;
     audit::event(
         "daemon_started",
         &[
@@ -72,11 +73,21 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             ),
         ],
     );
-    let watcher = tokio::spawn(end_sessions_of_departed(engine.clone(), owner_changes));
-    let expiry = tokio::spawn(expire_every_second(engine.clone()));
+    let watcher = tokio::spawn(end_sessions_of_departed(
+        engine.clone(),
+        callers,
+        owner_changes,
+    ));
+    let (stop_expiry, expiry_stopped) = std::sync::mpsc::channel::<()>();
+    let expiring = engine.clone();
+    let expiry = std::thread::Builder::new()
+        .name("stepupd-expiry".into())
+        .spawn(move || expire_every_second(&expiring, &expiry_stopped))
+        .map_err(|e| StartError::Internal(e.to_string()))?;
     let bus_lost = wait_for_stop(&engine, &connection).await?;
     watcher.abort();
-    expiry.abort();
+    drop(stop_expiry);
+    let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
     if !bus_lost {
         let _ = connection.release_name(BUS_NAME).await;
     }
@@ -120,12 +131,17 @@ async fn first_contact(engine: &Arc<Engine>) -> Result<(), StartError> {
     }
 }
 
+/// The connection, the stream of connections leaving, and what the bus said
+/// about callers (forgotten as they leave).
+type Served = (
+    zbus::Connection,
+    zbus::fdo::NameOwnerChangedStream,
+    Arc<Callers>,
+);
+
 /// Connects to the bus, serves the interface, watches connections leave,
 /// and takes the bus name last (so the daemon is ready once it is ours).
-async fn serve(
-    bus_address: &str,
-    engine: &Arc<Engine>,
-) -> Result<(zbus::Connection, zbus::fdo::NameOwnerChangedStream), StartError> {
+async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartError> {
     let bus_err = |source| StartError::Bus {
         address: bus_address.to_owned(),
         source,
@@ -137,13 +153,14 @@ async fn serve(
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
         .map_err(bus_err)?;
+    let callers = Arc::new(Callers::new(dbus.clone()));
     connection
         .object_server()
         .at(
             OBJECT_PATH,
             Daemon1 {
                 engine: engine.clone(),
-                dbus: dbus.clone(),
+                callers: callers.clone(),
                 runtime: tokio::runtime::Handle::current(),
             },
         )
@@ -169,12 +186,16 @@ async fn serve(
                 source: zbus::Error::Failure(format!("{BUS_NAME} is already owned ({other:?})")),
             }),
         })?;
-    Ok((connection, owner_changes))
+    Ok((connection, owner_changes, callers))
 }
 
-/// Sessions die with their connection.
+/// Sessions die with their connection, and what the bus said about it is
+/// forgotten. Most connections that leave (every allowed attempt's) had no
+/// session: that is told from the table in memory, without a trip to the
+/// blocking pool.
 async fn end_sessions_of_departed(
     engine: Arc<Engine>,
+    callers: Arc<Callers>,
     mut owner_changes: zbus::fdo::NameOwnerChangedStream,
 ) {
     while let Some(signal) = next(&mut owner_changes).await {
@@ -182,33 +203,38 @@ async fn end_sessions_of_departed(
             && args.new_owner().is_none()
             && args.name().starts_with(':')
         {
+            callers.forget(args.name());
+            let gone = engine.take_sessions_of(args.name());
+            if gone.is_empty() {
+                continue;
+            }
             // Ending sessions writes history: the store is only used off
             // the async tasks (the shared store's client blocks).
-            let (engine, name) = (engine.clone(), args.name().to_string());
-            let _ = tokio::task::spawn_blocking(move || engine.connection_closed(&name)).await;
+            let engine = engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.end_departed(gone)).await;
         }
     }
 }
 
 /// Ends sessions past their deadline every second; prunes history at start
-/// and then hourly (history is bounded).
-async fn expire_every_second(engine: Arc<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// and then hourly (history is bounded). Runs on a thread of its own until
+/// `stop` is dropped: store work blocks, and a blocking-pool task every
+/// second would keep the pool's idle threads alive by turns (each woken
+/// within their 10-s idle limit), so threads a burst of attempts needed
+/// would never go (tests/tests/resources.rs).
+fn expire_every_second(engine: &Engine, stop: &std::sync::mpsc::Receiver<()>) {
     let mut ticks: u64 = 0;
     loop {
-        tick.tick().await;
-        let engine = engine.clone();
-        let prune = ticks.is_multiple_of(3600);
-        // Store work runs on the blocking pool (see `end_sessions_of_departed`).
-        let _ = tokio::task::spawn_blocking(move || {
-            engine.expire();
-            engine.probe_store();
-            if prune {
-                engine.prune_history();
-            }
-        })
-        .await;
+        engine.expire();
+        engine.probe_store();
+        if ticks.is_multiple_of(3600) {
+            engine.prune_history();
+        }
         ticks += 1;
+        match stop.recv_timeout(Duration::from_secs(1)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
     }
 }
 

@@ -11,12 +11,13 @@ use zeroize::Zeroizing;
 
 use crate::attempt::{Engine, validate_user_name};
 use crate::audit;
-use crate::caller::{Caller, process_of, require_root, sender_name};
+use crate::caller::{Caller, Callers, sender_name};
 use crate::context::{AttemptContext, FromWire};
 
 pub struct Daemon1 {
     pub engine: Arc<Engine>,
-    pub dbus: zbus::fdo::DBusProxy<'static>,
+    /// The bus's word on who calls (uid, pid), kept per connection.
+    pub callers: Arc<Callers>,
     /// Where blocking work (a security key waiting for a touch, argon2,
     /// fsync) runs, so the bus keeps being served meanwhile.
     pub runtime: tokio::runtime::Handle,
@@ -43,7 +44,7 @@ impl Daemon1 {
         protocol: u32,
         context: HashMap<String, String>,
     ) -> Result<(String, String, String), DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         if !(OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
             audit::event(
                 "protocol_mismatch",
@@ -67,7 +68,7 @@ impl Daemon1 {
         let owner = sender_name(&header)?;
         // Only the sudo plugin's attempts are linked to their process.
         let process = match context.command {
-            Some(_) => process_of(&self.dbus, &header).await,
+            Some(_) => self.callers.process_of(&header).await,
             None => None,
         };
         let step = self
@@ -90,7 +91,7 @@ impl Daemon1 {
         answer: String,
     ) -> Result<(String, String), DaemonError> {
         let answer = Zeroizing::new(answer);
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
         if answer.len() > MAX_ANSWER_LEN {
             // No code, recovery code or PIN is this long: end the attempt
@@ -105,7 +106,7 @@ impl Daemon1 {
             )));
         }
         // A step-up proved here may answer this process's sudo approval check.
-        let process = process_of(&self.dbus, &header).await;
+        let process = self.callers.process_of(&header).await;
         let step = self
             .blocking(move |engine| engine.respond(&owner, process, &session, answer))
             .await?;
@@ -120,9 +121,9 @@ impl Daemon1 {
         session: String,
         agent: zbus::OwnedFd,
     ) -> Result<(String, String), DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
-        let process = process_of(&self.dbus, &header).await;
+        let process = self.callers.process_of(&header).await;
         let agent = std::os::fd::OwnedFd::from(agent);
         let step = self
             .blocking(move |engine| engine.attach_agent(&owner, process, &session, agent))
@@ -135,7 +136,7 @@ impl Daemon1 {
         #[zbus(header)] header: Header<'_>,
         session: String,
     ) -> Result<(), DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
         self.blocking(move |engine| engine.cancel(&owner, &session))
             .await
@@ -149,7 +150,7 @@ impl Daemon1 {
         label: String,
     ) -> Result<(String, String), DaemonError> {
         let secret = Zeroizing::new(secret_base32);
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let (id, uri) = self
             .blocking(move |engine| engine.enroll_totp(&user, secret, &label))
             .await?;
@@ -161,7 +162,7 @@ impl Daemon1 {
         #[zbus(header)] header: Header<'_>,
         user: String,
     ) -> Result<Vec<CredentialRow>, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         validate_user_name(&user)?;
         let rows = self
             .blocking(move |engine| engine.store().list(&user).map_err(store_failed))
@@ -178,7 +179,7 @@ impl Daemon1 {
         user: String,
         id: String,
     ) -> Result<(), DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         validate_user_name(&user)?;
         let (who, what) = (user.clone(), id.clone());
         let removed = self
@@ -200,7 +201,7 @@ impl Daemon1 {
         #[zbus(header)] header: Header<'_>,
         mut context: HashMap<String, String>,
     ) -> Result<String, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let at = match context.remove("at").filter(|a| !a.is_empty()) {
             None => None,
             Some(text) => Some(parse_time(
@@ -224,7 +225,7 @@ impl Daemon1 {
         public_key: String,
         label: String,
     ) -> Result<String, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         self.blocking(move |engine| engine.enroll_ssh_key(&user, &public_key, &label))
             .await
     }
@@ -236,7 +237,7 @@ impl Daemon1 {
         user: String,
         label: String,
     ) -> Result<String, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         self.blocking(move |engine| engine.enroll_key(&user, &label))
             .await
     }
@@ -247,7 +248,7 @@ impl Daemon1 {
         #[zbus(header)] header: Header<'_>,
         user: String,
     ) -> Result<bool, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         self.blocking(move |engine| engine.unlock(&user)).await
     }
 
@@ -257,7 +258,7 @@ impl Daemon1 {
         #[zbus(header)] header: Header<'_>,
         user: String,
     ) -> Result<Vec<String>, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let codes = self
             .blocking(move |engine| engine.new_recovery_codes(&user))
             .await?;
@@ -275,14 +276,14 @@ impl Daemon1 {
         origin: String,
     ) -> Result<String, DaemonError> {
         let text = Zeroizing::new(text);
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         self.blocking(move |engine| engine.import(&format, &user, &text, &origin))
             .await
     }
 
     /// Re-read the configuration; on error the old policy stays in force.
     async fn reload(&self, #[zbus(header)] header: Header<'_>) -> Result<String, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         match self.engine.reload() {
             Ok(config) => Ok(format!(
                 "loaded {} rule(s) from {} file(s), policy {}",
@@ -301,7 +302,7 @@ impl Daemon1 {
         &self,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<HashMap<String, String>, DaemonError> {
-        require_root(&self.dbus, &header).await?;
+        self.callers.require_root(&header).await?;
         let config = self.engine.config();
         let (store, reachable, credentials) = self
             .blocking(|engine| {

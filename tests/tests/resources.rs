@@ -289,13 +289,12 @@ fn the_module_wipes_the_answer_it_relayed() {
     drop(child.stdin.take());
     child.wait().unwrap();
     eprintln!("answer copies left in the host process: {found:x?}");
-    // The module's own copies (pam-bindings' response buffer, the
-    // Zeroizing<String> the relay holds) are wiped. What zbus serialised
-    // into the method call is freed without being wiped (outside our code,
-    // see docs/security.md): at most that one copy may remain, so any new
-    // unwiped copy of ours fails this test.
+    // The module's copies (pam-bindings' response buffer, the
+    // Zeroizing<String> the relay holds, the `Respond` call it marshals
+    // itself into a wiped buffer: issue 19) are all wiped, so none may
+    // remain (zbus's serializer used to leave one).
     assert!(
-        found.len() <= 1,
+        found.is_empty(),
         "the answer is still in the host's memory at {found:x?}"
     );
 }

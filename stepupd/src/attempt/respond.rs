@@ -320,7 +320,18 @@ impl Engine {
 
     /// End the sessions of a connection that left the bus.
     pub fn connection_closed(&self, owner: &str) {
-        let gone = lock(&self.sessions).take_owned_by(owner);
+        self.end_departed(self.take_sessions_of(owner));
+    }
+
+    /// The sessions (open, and expired ones kept for a late answer) of a
+    /// connection that left, taken from the table. In memory only: the
+    /// caller hands any open ones to [`Self::end_departed`].
+    pub fn take_sessions_of(&self, owner: &str) -> Vec<Session> {
+        lock(&self.sessions).take_owned_by(owner)
+    }
+
+    /// End, as cancelled, sessions whose connection left (writes history).
+    pub fn end_departed(&self, gone: Vec<Session>) {
         for session in gone {
             let _ = self.abandon(&session, "cancelled");
             self.end_session(&session, Outcome::Cancelled);

@@ -19,7 +19,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use hmac::{KeyInit, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use stepup_common::events::INFO;
@@ -38,9 +38,32 @@ struct Chain {
 
 struct Audit {
     sink: Sink,
-    key: [u8; 32],
+    /// HMAC-SHA256 already keyed with the host key (the key's two padded
+    /// blocks hashed once, not per event).
+    mac: Hmac<Sha256>,
     chain: Mutex<Chain>,
     state_file: PathBuf,
+    /// Made once: a socket per event cost two system calls more.
+    sockets: Sockets,
+}
+
+/// Unbound datagram sockets for journald's native socket (blocking, as
+/// before) and for syslog's `/dev/log` (never blocks).
+struct Sockets {
+    journal: Option<UnixDatagram>,
+    syslog: Option<UnixDatagram>,
+}
+
+impl Sockets {
+    fn new() -> Self {
+        let syslog = UnixDatagram::unbound()
+            .ok()
+            .filter(|s| s.set_nonblocking(true).is_ok());
+        Self {
+            journal: UnixDatagram::unbound().ok(),
+            syslog,
+        }
+    }
 }
 
 static AUDIT: OnceLock<Audit> = OnceLock::new();
@@ -62,6 +85,12 @@ pub const CHAIN_START: &str = "0000000000000000000000000000000000000000000000000
 /// the chain continues from the last clean stop.
 pub fn init(state_dir: &Path, journal_socket: &Path) -> Result<bool, AuditError> {
     let key = load_or_create_key(&state_dir.join(KEY_FILE))?;
+    let Ok(mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+        return Err(AuditError {
+            path: state_dir.join(KEY_FILE),
+            source: std::io::Error::other("unusable key"),
+        });
+    };
     let state_file = state_dir.join(STATE_FILE);
     let (seq, prev, resumed) = match fs::read_to_string(&state_file) {
         Ok(text) => match text.trim().split_once(' ') {
@@ -81,9 +110,10 @@ pub fn init(state_dir: &Path, journal_socket: &Path) -> Result<bool, AuditError>
     };
     let _ = AUDIT.set(Audit {
         sink,
-        key,
+        mac,
         chain: Mutex::new(Chain { seq, prev }),
         state_file,
+        sockets: Sockets::new(),
     });
     Ok(resumed)
 }
@@ -147,19 +177,29 @@ pub fn read_key(state_dir: &Path) -> Result<[u8; 32], AuditError> {
 
 /// The journal field name for an event field: `rule` → `STEPUP_RULE`.
 pub fn field_name(key: &str) -> String {
-    format!("STEPUP_{}", key.to_ascii_uppercase())
+    let mut name = String::with_capacity(7 + key.len());
+    name.push_str("STEPUP_");
+    name.extend(key.chars().map(|c| c.to_ascii_uppercase()));
+    name
 }
 
 /// The chain value of an event: HMAC-SHA256(key, prev ‖ canonical fields),
 /// where the canonical form is every field but `STEPUP_CHAIN`, sorted by
 /// name, as `NAME=value\n`.
 pub fn chain_link(key: &[u8; 32], prev: &str, fields: &[(String, String)]) -> String {
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => chain_link_keyed(&mac, prev, fields),
+        Err(_) => String::new(),
+    }
+}
+
+/// [`chain_link`] with a MAC already keyed (cloned, so the key's blocks
+/// are not hashed again).
+fn chain_link_keyed(keyed: &Hmac<Sha256>, prev: &str, fields: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> =
         fields.iter().filter(|(k, _)| k != "STEPUP_CHAIN").collect();
-    sorted.sort();
-    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(key) else {
-        return String::new();
-    };
+    sorted.sort_unstable();
+    let mut mac = keyed.clone();
     mac.update(prev.as_bytes());
     for (k, v) in sorted {
         mac.update(k.as_bytes());
@@ -167,22 +207,36 @@ pub fn chain_link(key: &[u8; 32], prev: &str, fields: &[(String, String)]) -> St
         mac.update(v.as_bytes());
         mac.update(b"\n");
     }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Lowercase hex, without a formatter call per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Emit one event. `fields` are (key, value) with lowercase keys.
+///
+/// Sent before the caller goes on (for an attempt, before its answer goes
+/// out): a verdict acted upon always has its events on their way, and the
+/// chain is in the order things happened.
 pub fn event(name: &str, fields: &[(&str, &str)]) {
     let kind = kind(name);
-    let mut message = kind.map_or(name, |k| k.summary).to_owned();
+    // " key=value" for each field: the MESSAGE's tail and the fallback line's.
+    let mut detail = String::with_capacity(32 * fields.len());
     for (key, value) in fields {
-        let _ = write!(message, " {key}={}", quote(value));
+        let _ = write!(detail, " {key}={}", quote(value));
     }
-    let mut entry: Vec<(String, String)> = vec![
-        ("MESSAGE".into(), message),
+    let summary = kind.map_or(name, |k| k.summary);
+    let mut entry: Vec<(String, String)> = Vec::with_capacity(fields.len() + 7);
+    entry.extend([
+        ("MESSAGE".into(), format!("{summary}{detail}")),
         (
             "MESSAGE_ID".into(),
             kind.map_or("5f0c3e1a9b6d4c7e8a21f4b3c2d1e0ff", |k| k.message_id)
@@ -194,40 +248,42 @@ pub fn event(name: &str, fields: &[(&str, &str)]) {
         ),
         ("SYSLOG_IDENTIFIER".into(), "stepupd".into()),
         ("STEPUP_EVENT".into(), name.into()),
-    ];
+    ]);
     entry.extend(fields.iter().map(|(k, v)| (field_name(k), (*v).to_owned())));
 
     let Some(audit) = AUDIT.get() else {
-        write_line(name, fields, None);
+        write_line(name, &detail, None, None);
         return;
     };
-    let seq = {
-        let mut chain = audit
-            .chain
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        chain.seq += 1;
-        entry.push(("STEPUP_SEQ".into(), chain.seq.to_string()));
-        let link = chain_link(&audit.key, &chain.prev, &entry);
-        entry.push(("STEPUP_CHAIN".into(), link.clone()));
-        chain.prev = link;
-        // Sent under the lock, so the journal sees events in chain order.
-        match &audit.sink {
-            Sink::Journal(path) => {
-                if send_journal(path, &entry).is_err() {
-                    write_line(name, fields, Some(&entry));
-                }
-            }
-            Sink::Lines => write_line(name, fields, Some(&entry)),
+    let mut chain = audit
+        .chain
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    chain.seq += 1;
+    entry.push(("STEPUP_SEQ".into(), chain.seq.to_string()));
+    let link = chain_link_keyed(&audit.mac, &chain.prev, &entry);
+    // Sent under the lock, so the journal sees events in chain order.
+    let sent = match (&audit.sink, &audit.sockets.journal) {
+        (Sink::Journal(path), Some(socket)) => {
+            entry.push(("STEPUP_CHAIN".into(), link.clone()));
+            send_journal(socket, path, &entry).is_ok()
         }
-        chain.seq
+        _ => false,
     };
-    let _ = seq;
+    if !sent {
+        let chained = (chain.seq, link.as_str());
+        write_line(name, &detail, Some(chained), audit.sockets.syslog.as_ref());
+    }
+    chain.prev = link;
 }
 
 /// journald's native protocol: `NAME=value\n`, or for a value with a
 /// newline `NAME\n` + little-endian u64 length + value + `\n`.
-fn send_journal(path: &Path, entry: &[(String, String)]) -> std::io::Result<()> {
+fn send_journal(
+    socket: &UnixDatagram,
+    path: &Path,
+    entry: &[(String, String)],
+) -> std::io::Result<()> {
     let mut datagram = Vec::with_capacity(512);
     for (k, v) in entry {
         datagram.extend_from_slice(k.as_bytes());
@@ -240,42 +296,44 @@ fn send_journal(path: &Path, entry: &[(String, String)]) -> std::io::Result<()> 
         datagram.extend_from_slice(v.as_bytes());
         datagram.push(b'\n');
     }
-    UnixDatagram::unbound()?
-        .send_to(&datagram, path)
-        .map(|_| ())
+    socket.send_to(&datagram, path).map(|_| ())
 }
 
 /// The fallback: one `key=value` line to standard error and to syslog.
-fn write_line(name: &str, fields: &[(&str, &str)], entry: Option<&[(String, String)]>) {
-    let mut line = format!("stepupd: event={name}");
-    for (key, value) in fields {
-        let _ = write!(line, " {key}={}", quote(value));
+/// `detail` is the fields' ` key=value` text; `chained` the event's
+/// sequence number and chain value.
+fn write_line(
+    name: &str,
+    detail: &str,
+    chained: Option<(u64, &str)>,
+    syslog: Option<&UnixDatagram>,
+) {
+    let priority = kind(name).map_or(INFO, |k| k.priority);
+    // LOG_AUTHPRIV = 10 << 3; the syslog prefix, then the line itself.
+    let mut line = format!("<{}>stepupd: event={name}{detail}", 80 + priority);
+    if let Some((seq, chain)) = chained {
+        let _ = write!(line, " seq={seq} chain={chain}");
     }
-    if let Some(entry) = entry {
-        for (k, v) in entry
-            .iter()
-            .filter(|(k, _)| k == "STEPUP_SEQ" || k == "STEPUP_CHAIN")
-        {
-            let _ = write!(
-                line,
-                " {}={v}",
-                k.trim_start_matches("STEPUP_").to_ascii_lowercase()
-            );
-        }
-    }
+    line.push('\n');
+    let start = line.find('>').map_or(0, |i| i + 1);
     // One write call per line so concurrent events do not interleave.
     let _ = std::io::stderr()
         .lock()
-        .write_all(format!("{line}\n").as_bytes());
-    let priority = kind(name).map_or(INFO, |k| k.priority);
+        .write_all(&line.as_bytes()[start..]);
     // Never blocks: a stuck syslog daemon must not stall the daemon (the
     // line is on standard error regardless).
-    if let Ok(socket) = UnixDatagram::unbound()
-        && socket.set_nonblocking(true).is_ok()
-    {
-        // LOG_AUTHPRIV = 10 << 3.
-        let _ = socket.send_to(format!("<{}>{line}", 80 + priority).as_bytes(), "/dev/log");
-    }
+    let own;
+    let socket = match syslog {
+        Some(socket) => socket,
+        None => match UnixDatagram::unbound() {
+            Ok(socket) if socket.set_nonblocking(true).is_ok() => {
+                own = socket;
+                &own
+            }
+            _ => return,
+        },
+    };
+    let _ = socket.send_to(&line.as_bytes()[..line.len() - 1], "/dev/log");
 }
 
 fn quote(value: &str) -> String {
@@ -350,6 +408,28 @@ mod tests {
                 kind.name
             );
         }
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(field_name("rule"), "STEPUP_RULE");
+    }
+
+    #[test]
+    fn the_keyed_mac_gives_the_same_chain_as_the_key() {
+        let key = [9u8; 32];
+        let fields = vec![("STEPUP_EVENT".to_owned(), "decision".to_owned())];
+        let keyed = Hmac::<Sha256>::new_from_slice(&key).expect("key");
+        assert_eq!(
+            chain_link_keyed(&keyed, CHAIN_START, &fields),
+            chain_link(&key, CHAIN_START, &fields)
+        );
+        // Cloning leaves the keyed MAC fresh for the next event.
+        assert_eq!(
+            chain_link_keyed(&keyed, CHAIN_START, &fields),
+            chain_link(&key, CHAIN_START, &fields)
+        );
     }
 
     #[test]
