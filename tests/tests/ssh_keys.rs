@@ -51,6 +51,8 @@ struct World {
     daemon: Daemon,
     sudo_pam: PamService,
     sshd: Sshd,
+    // Declared after `sshd`: the service file goes once sshd has stopped.
+    _sshd_pam: PamService,
     user: TestUser,
     login_key: std::path::PathBuf,
     device: SkDevice,
@@ -68,7 +70,6 @@ fn world(methods: &str) -> World {
     ));
     let daemon = Daemon::start(&bus, &policy(&sudo_pam.name, &sshd_pam.name, methods));
     let sshd = Sshd::start(&sshd_pam, "AllowAgentForwarding yes\n");
-    std::mem::forget(sshd_pam); // removed with the test's other files below
     let user = TestUser::create();
     let login_key = give_login_key(&user);
     let mut device = SkDevice::create(&user);
@@ -84,6 +85,7 @@ fn world(methods: &str) -> World {
         daemon,
         sudo_pam,
         sshd,
+        _sshd_pam: sshd_pam,
         user,
         login_key,
         device,
