@@ -4,10 +4,11 @@
  *
  *   dl_load MODULE ROUNDS   → "us=N" per round
  *
- * A module that registers thread-local destructors when its code runs
- * stays mapped after dlclose; dl_load never calls into the module, so each
- * round is a full load (mapping, relocation, its own dependencies) and
- * unload: the cost a PAM application pays once per process.
+ * A module linked -z nodelete (pam_stepup.so) or one that registered
+ * thread-local destructors stays mapped after dlclose, so only the first
+ * round in a process is a full load (mapping, relocation, its own
+ * dependencies): bench/startup.sh runs one round per process, the cost a
+ * PAM application pays once per process.
  */
 #include <dlfcn.h>
 #include <security/pam_appl.h>

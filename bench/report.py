@@ -172,7 +172,7 @@ for key, label in (("empty", "stepupd exec → owns org.stepup.Daemon1, empty st
     xs = ints(os.path.join(st, key + ".txt"), "ms")
     w(f"| {label} (n={len(xs)}) | {statistics.median(xs):.1f} ms | {min(xs):.1f} ms | {max(xs):.1f} ms |")
 w("")
-w("| module | size | dlopen + dlclose median | p90 |")
+w("| module | size | first dlopen + dlclose in a process, median | p90 |")
 w("|---|---:|---:|---:|")
 with open(os.path.join(st, "sizes.tsv")) as f:
     f.readline()

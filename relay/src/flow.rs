@@ -98,70 +98,92 @@ pub fn relay(
                 return Outcome::Unavailable(format!("protocol error: {e}"));
             }
         };
-        if step == StepKind::Agent {
-            // Show the touch request, then hand over the agent (or say
-            // there is none: the daemon moves on to the next method).
-            if prompter.info(&text).is_err() {
-                daemon.cancel(&session);
-                return Outcome::ConversationFailed;
-            }
-            let next = match agent.connect() {
-                Some(socket) => daemon.attach_agent(&session, socket),
-                None => daemon.respond(&session, ""),
-            };
-            match next {
-                Ok((next_kind, next_text)) => (kind, text) = (next_kind, next_text),
-                Err(e) => return link_failure(e),
-            }
-            continue;
+        if let Some(outcome) = final_outcome(step, &text, prompter) {
+            return outcome;
         }
-        let answer: Result<Zeroizing<String>, ConversationFailed> = match step {
-            StepKind::Allow => return Outcome::Allow,
-            StepKind::Deny => {
-                if !text.is_empty() {
-                    let _ = prompter.error(&text);
-                }
-                return Outcome::Deny;
-            }
-            StepKind::MaxTries => {
-                if !text.is_empty() {
-                    let _ = prompter.error(&text);
-                }
-                return Outcome::MaxTries;
-            }
-            StepKind::PromptSecret => prompter.prompt_secret(&text),
-            StepKind::PromptText => prompter.prompt_text(&text),
-            // An empty info step means "still waiting" (a key not yet touched).
-            StepKind::Info if text.is_empty() => Ok(Zeroizing::new(String::new())),
-            StepKind::Info => prompter.info(&text).map(|()| Zeroizing::new(String::new())),
-            StepKind::Error => prompter
-                .error(&text)
-                .map(|()| Zeroizing::new(String::new())),
-            // Handled before this match.
-            StepKind::Agent => Ok(Zeroizing::new(String::new())),
+        let next = if step == StepKind::Agent {
+            hand_over_agent(daemon, prompter, agent, &session, &text)
+        } else {
+            answer_step(daemon, prompter, &session, step, &text)
         };
-        let Ok(answer) = answer else {
-            daemon.cancel(&session);
-            return Outcome::ConversationFailed;
-        };
-        if answer.len() > MAX_ANSWER_LEN {
-            // Not sent: it cannot be right, and it is not a guess to count.
-            daemon.cancel(&session);
-            return Outcome::Refused(format!(
-                "the answer is {} bytes (at most {MAX_ANSWER_LEN})",
-                answer.len()
-            ));
-        }
-        match daemon.respond(&session, &answer) {
-            Ok((next_kind, next_text)) => {
-                kind = next_kind;
-                text = next_text;
-            }
-            Err(e) => return link_failure(e),
+        match next {
+            Ok((next_kind, next_text)) => (kind, text) = (next_kind, next_text),
+            Err(outcome) => return outcome,
         }
     }
     daemon.cancel(&session);
     Outcome::Unavailable(format!("daemon sent more than {MAX_STEPS} steps"))
+}
+
+/// The outcome of a step that ends the attempt (its message shown), or
+/// `None` for a step that asks or tells something.
+fn final_outcome(step: StepKind, text: &str, prompter: &mut impl Prompter) -> Option<Outcome> {
+    let outcome = match step {
+        StepKind::Allow => return Some(Outcome::Allow),
+        StepKind::Deny => Outcome::Deny,
+        StepKind::MaxTries => Outcome::MaxTries,
+        _ => return None,
+    };
+    if !text.is_empty() {
+        let _ = prompter.error(text);
+    }
+    Some(outcome)
+}
+
+/// Show the touch request, then hand over the agent (or say there is none:
+/// the daemon moves on to the next method). The daemon's next step, or how
+/// the attempt ended.
+fn hand_over_agent(
+    daemon: &mut impl DaemonLink,
+    prompter: &mut impl Prompter,
+    agent: &mut impl AgentSource,
+    session: &str,
+    text: &str,
+) -> Result<(String, String), Outcome> {
+    if prompter.info(text).is_err() {
+        daemon.cancel(session);
+        return Err(Outcome::ConversationFailed);
+    }
+    let next = match agent.connect() {
+        Some(socket) => daemon.attach_agent(session, socket),
+        None => daemon.respond(session, ""),
+    };
+    next.map_err(link_failure)
+}
+
+/// Ask the person (or tell them) what `step` says, and send the answer.
+/// The daemon's next step, or how the attempt ended.
+fn answer_step(
+    daemon: &mut impl DaemonLink,
+    prompter: &mut impl Prompter,
+    session: &str,
+    step: StepKind,
+    text: &str,
+) -> Result<(String, String), Outcome> {
+    let empty = || Zeroizing::new(String::new());
+    let answer = match step {
+        StepKind::PromptSecret => prompter.prompt_secret(text),
+        StepKind::PromptText => prompter.prompt_text(text),
+        // An empty info step means "still waiting" (a key not yet touched).
+        StepKind::Info if text.is_empty() => Ok(empty()),
+        StepKind::Info => prompter.info(text).map(|()| empty()),
+        StepKind::Error => prompter.error(text).map(|()| empty()),
+        // Final steps and the agent are handled by the caller.
+        StepKind::Allow | StepKind::Deny | StepKind::MaxTries | StepKind::Agent => Ok(empty()),
+    };
+    let Ok(answer) = answer else {
+        daemon.cancel(session);
+        return Err(Outcome::ConversationFailed);
+    };
+    if answer.len() > MAX_ANSWER_LEN {
+        // Not sent: it cannot be right, and it is not a guess to count.
+        daemon.cancel(session);
+        return Err(Outcome::Refused(format!(
+            "the answer is {} bytes (at most {MAX_ANSWER_LEN})",
+            answer.len()
+        )));
+    }
+    daemon.respond(session, &answer).map_err(link_failure)
 }
 
 /// The outcome when the daemon could not even be reached.
