@@ -7,7 +7,7 @@
 //! table is bounded and a name is dropped when it leaves the bus.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use stepup_common::DaemonError;
 use zbus::message::Header;
@@ -61,16 +61,35 @@ impl Table {
 
 /// The bus's word on callers, asked once per connection.
 pub struct Callers {
-    dbus: zbus::fdo::DBusProxy<'static>,
+    /// Set once the connection exists (the interface is served before it
+    /// is built: see `daemon::serve`); a call before that is refused.
+    dbus: OnceLock<zbus::fdo::DBusProxy<'static>>,
     table: Mutex<Table>,
 }
 
+impl Default for Callers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Callers {
-    pub fn new(dbus: zbus::fdo::DBusProxy<'static>) -> Self {
+    pub fn new() -> Self {
         Self {
-            dbus,
+            dbus: OnceLock::new(),
             table: Mutex::new(Table::default()),
         }
+    }
+
+    /// The proxy to ask the bus with, from now on.
+    pub fn set_bus(&self, dbus: zbus::fdo::DBusProxy<'static>) {
+        let _ = self.dbus.set(dbus);
+    }
+
+    fn bus(&self) -> Result<&zbus::fdo::DBusProxy<'static>, DaemonError> {
+        self.dbus
+            .get()
+            .ok_or_else(|| DaemonError::AccessDenied("cannot identify caller yet".into()))
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -95,7 +114,7 @@ impl Callers {
             Some(uid) => uid,
             None => {
                 let uid = self
-                    .dbus
+                    .bus()?
                     .get_connection_unix_user(BusName::Unique(sender.to_owned()))
                     .await
                     .map_err(|e| {
@@ -124,7 +143,8 @@ impl Callers {
             Some(pid) => pid,
             None => {
                 let pid = self
-                    .dbus
+                    .bus()
+                    .ok()?
                     .get_connection_unix_process_id(BusName::Unique(sender.to_owned()))
                     .await
                     .ok()?;

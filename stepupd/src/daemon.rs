@@ -146,26 +146,27 @@ async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartE
         address: bus_address.to_owned(),
         source,
     };
+    // The interface is served by the builder, which starts the object
+    // server and waits until it listens before the connection reads
+    // anything: a call queued for us while the bus activated stepupd is
+    // delivered as soon as the name is ours, and an object server started
+    // after `build` could miss it (seen: the first `stepupctl` after a
+    // fresh install waited forever, about 1 start in 25 under load).
+    let callers = Arc::new(Callers::new());
+    let daemon = Daemon1 {
+        engine: engine.clone(),
+        callers: callers.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
     let connection = zbus::connection::Builder::address(bus_address)
+        .serve_at(OBJECT_PATH, daemon)
         .build()
         .await
         .map_err(bus_err)?;
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
         .map_err(bus_err)?;
-    let callers = Arc::new(Callers::new(dbus.clone()));
-    connection
-        .object_server()
-        .at(
-            OBJECT_PATH,
-            Daemon1 {
-                engine: engine.clone(),
-                callers: callers.clone(),
-                runtime: tokio::runtime::Handle::current(),
-            },
-        )
-        .await
-        .map_err(bus_err)?;
+    callers.set_bus(dbus.clone());
     // Only names that lost their owner (arg2 = ""): a connection leaving is
     // what ends its sessions; every client's arrival would wake us for
     // nothing.
