@@ -13,7 +13,7 @@ use stepup_common::context::{CALLER_PAM, CALLER_SUDO};
 use crate::audit;
 use crate::store::HistoryEntry;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Who {
     /// `STEPUP_ATTEMPT`: joins every event of one PAM attempt.
     pub attempt: String,
@@ -43,12 +43,14 @@ pub struct Who {
 /// What the location database said about an attempt's source, for its
 /// events: `STEPUP_COUNTRY` and `STEPUP_ASN` when known, and
 /// `STEPUP_SPEED_KMH` when `impossible_travel` computed a speed. Empty:
-/// not known (or not asked).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// not known (or not asked). `located` is the place the decision saw,
+/// kept so that a let-in records it without a second lookup.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GeoTags {
     pub country: String,
     pub asn: String,
     pub speed_kmh: String,
+    pub located: Option<stepup_config::attempt::GeoFacts>,
 }
 
 impl GeoTags {

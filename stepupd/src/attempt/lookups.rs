@@ -75,8 +75,9 @@ impl<'e> StoreLookups<'e> {
             return tags;
         }
         if let Some(Place::Known(facts)) = self.place_if_configured(rhost) {
-            tags.country = facts.country.unwrap_or_default();
+            tags.country = facts.country.clone().unwrap_or_default();
             tags.asn = facts.asn.map(|n| n.to_string()).unwrap_or_default();
+            tags.located = Some(facts);
         }
         if let Some(speed) = self.speed_kmh {
             tags.speed_kmh = format!("{speed:.0}");

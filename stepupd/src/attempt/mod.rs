@@ -245,17 +245,15 @@ impl Engine {
     /// allow that needed no state: they are then not remembered, so
     /// `new_rhost`, `new_country` and `new_login_key` will call them new
     /// once more (the stricter side).
+    /// The location is the one the decision looked up (`Who::geo`).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
-        let place = (!who.rhost.is_empty())
-            .then(|| self.geo().map(|geo| geo.place(&who.rhost)))
-            .flatten();
         let mut store = lock(&self.store);
         let tolerate = |result: Result<(), StoreError>| match result {
             Err(e) if e.is_unreachable() => Ok(()),
             other => other.map_err(failed),
         };
         if !who.rhost.is_empty() {
-            let located = place.as_ref().and_then(Place::known);
+            let located = who.geo.located.as_ref();
             tolerate(store.mark_source_seen(&who.subject, &who.rhost, unix_now(), located))?;
         }
         if let Some(fingerprint) = &who.login_key {

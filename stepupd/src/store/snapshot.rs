@@ -157,21 +157,7 @@ fn read_history(conn: &rusqlite::Connection) -> Result<Vec<(i64, HistoryEntry)>,
     let mut stmt = conn.prepare(
         "SELECT id, time, user, service, tty, rhost, method, outcome, host FROM history ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            HistoryEntry {
-                time: r.get(1)?,
-                user: r.get(2)?,
-                service: r.get(3)?,
-                tty: r.get(4)?,
-                rhost: r.get(5)?,
-                method: r.get(6)?,
-                outcome: r.get(7)?,
-                host: r.get(8)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, super::sqlite::history_entry(r, 1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -441,18 +441,7 @@ impl SqliteStore {
             "SELECT time, user, service, tty, rhost, method, outcome, host FROM history
              WHERE user = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![user, limit], |r| {
-            Ok(HistoryEntry {
-                time: r.get(0)?,
-                user: r.get(1)?,
-                service: r.get(2)?,
-                tty: r.get(3)?,
-                rhost: r.get(4)?,
-                method: r.get(5)?,
-                outcome: r.get(6)?,
-                host: r.get(7)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![user, limit], |r| history_entry(r, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -842,6 +831,21 @@ fn insert_fido2(conn: &Connection, key: &Fido2Credential) -> Result<(), StoreErr
         key.created
     ])?;
     Ok(())
+}
+
+/// A history row's `time, user, service, tty, rhost, method, outcome,
+/// host` columns, from column `first` on.
+pub(super) fn history_entry(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        time: r.get(first)?,
+        user: r.get(first + 1)?,
+        service: r.get(first + 2)?,
+        tty: r.get(first + 3)?,
+        rhost: r.get(first + 4)?,
+        method: r.get(first + 5)?,
+        outcome: r.get(first + 6)?,
+        host: r.get(first + 7)?,
+    })
 }
 
 fn insert_history(conn: &Connection, entry: &HistoryEntry) -> Result<(), StoreError> {
@@ -1293,70 +1297,6 @@ mod tests {
             asn: Some(64496),
             as_org: Some("Example Paris Telecom".into()),
         }
-    }
-
-    #[test]
-    fn history_queries_respect_time_scope_and_user() {
-        let dir = private_dir();
-        let mut store = SqliteStore::open(dir.path()).expect("open");
-        let entry = |time, user: &str, tty: &str, rhost: &str, outcome: &str| HistoryEntry {
-            time,
-            user: user.into(),
-            service: "sudo".into(),
-            tty: tty.into(),
-            rhost: rhost.into(),
-            method: "totp".into(),
-            outcome: outcome.into(),
-            host: "web1".into(),
-        };
-        for (time, user, tty, rhost, outcome) in [
-            (100, "alice", "/dev/pts/1", "", "success"),
-            (200, "alice", "/dev/pts/2", "10.0.0.1", "success"),
-            (250, "alice", "/dev/pts/2", "", "wrong_code"),
-            (260, "alice", "/dev/pts/2", "", "replay"),
-            (270, "alice", "/dev/pts/2", "", "cancelled"),
-            (300, "bob", "/dev/pts/1", "", "success"),
-        ] {
-            store
-                .record(&entry(time, user, tty, rhost, outcome))
-                .unwrap();
-        }
-        assert_eq!(store.last_success("alice", 0, None).unwrap(), Some(200));
-        assert_eq!(store.last_success("alice", 201, None).unwrap(), None);
-        assert_eq!(
-            store
-                .last_success("alice", 0, Some((HistoryColumn::Tty, "/dev/pts/1")))
-                .unwrap(),
-            Some(100)
-        );
-        assert_eq!(
-            store
-                .last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.1")))
-                .unwrap(),
-            Some(200)
-        );
-        assert_eq!(
-            store
-                .last_success("alice", 0, Some((HistoryColumn::Rhost, "10.0.0.2")))
-                .unwrap(),
-            None
-        );
-        assert_eq!(store.failures_since("alice", 0).unwrap(), 2);
-        assert_eq!(store.failures_since("alice", 255).unwrap(), 1);
-        assert_eq!(store.failures_since("bob", 0).unwrap(), 0);
-
-        assert_eq!(store.source_last_seen("alice", "10.0.0.1").unwrap(), None);
-        store
-            .mark_source_seen("alice", "10.0.0.1", 500, None)
-            .unwrap();
-        store
-            .mark_source_seen("alice", "10.0.0.1", 400, None)
-            .unwrap();
-        assert_eq!(
-            store.source_last_seen("alice", "10.0.0.1").unwrap(),
-            Some(500)
-        );
-        assert_eq!(store.source_last_seen("bob", "10.0.0.1").unwrap(), None);
     }
 
     #[test]
