@@ -113,14 +113,22 @@ impl Callers {
         let uid = match known {
             Some(uid) => uid,
             None => {
-                let uid = self
+                // Uid and pid in one round trip: a step-up's `Respond`
+                // then finds the pid (for `same_sudo`) already known.
+                let told = self
                     .bus()?
-                    .get_connection_unix_user(BusName::Unique(sender.to_owned()))
+                    .get_connection_credentials(BusName::Unique(sender.to_owned()))
                     .await
                     .map_err(|e| {
                         DaemonError::AccessDenied(format!("cannot identify caller: {e}"))
                     })?;
-                self.table().update(sender, |k| k.uid = Some(uid));
+                let uid = told.unix_user_id().ok_or_else(|| {
+                    DaemonError::AccessDenied("the bus did not say the caller's uid".into())
+                })?;
+                self.table().update(sender, |k| {
+                    k.uid = Some(uid);
+                    k.pid = told.process_id();
+                });
                 uid
             }
         };

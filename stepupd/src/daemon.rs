@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::attempt::Engine;
 use crate::audit;
 use crate::caller::Callers;
+use crate::departures::Departures;
 use crate::service::Daemon1;
 use crate::store::{self, Health};
 use crate::who;
@@ -60,7 +61,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let geo = crate::geo::open_for(&config)?;
     let engine = Arc::new(Engine::new(config, store, options.config_dir.clone()).with_geo(geo));
     first_contact(&engine).await?;
-    let (connection, owner_changes, callers) = serve(&options.bus_address, &engine).await?;
+    let connection = serve(&options.bus_address, &engine).await?;
     audit::event(
         "daemon_started",
         &[
@@ -73,11 +74,6 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             ),
         ],
     );
-    let watcher = tokio::spawn(end_sessions_of_departed(
-        engine.clone(),
-        callers,
-        owner_changes,
-    ));
     let (stop_expiry, expiry_stopped) = std::sync::mpsc::channel::<()>();
     let expiring = engine.clone();
     let expiry = std::thread::Builder::new()
@@ -85,7 +81,6 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         .spawn(move || expire_every_second(&expiring, &expiry_stopped))
         .map_err(|e| StartError::Internal(e.to_string()))?;
     let bus_lost = wait_for_stop(&engine, &connection).await?;
-    watcher.abort();
     drop(stop_expiry);
     let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
     if !bus_lost {
@@ -131,17 +126,10 @@ async fn first_contact(engine: &Arc<Engine>) -> Result<(), StartError> {
     }
 }
 
-/// The connection, the stream of connections leaving, and what the bus said
-/// about callers (forgotten as they leave).
-type Served = (
-    zbus::Connection,
-    zbus::fdo::NameOwnerChangedStream,
-    Arc<Callers>,
-);
-
-/// Connects to the bus, serves the interface, watches connections leave,
-/// and takes the bus name last (so the daemon is ready once it is ours).
-async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartError> {
+/// Connects to the bus, serves the interface, and takes the bus name last
+/// (so the daemon is ready once it is ours). Connections holding a session
+/// are watched as they open one (`departures`).
+async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<zbus::Connection, StartError> {
     let bus_err = |source| StartError::Bus {
         address: bus_address.to_owned(),
         source,
@@ -152,11 +140,18 @@ async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartE
     // delivered as soon as the name is ours, and an object server started
     // after `build` could miss it (seen: the first `stepupctl` after a
     // fresh install waited forever, about 1 start in 25 under load).
+    let runtime = tokio::runtime::Handle::current();
     let callers = Arc::new(Callers::new());
+    let departures = Arc::new(Departures::new(
+        engine.clone(),
+        callers.clone(),
+        runtime.clone(),
+    ));
     let daemon = Daemon1 {
         engine: engine.clone(),
         callers: callers.clone(),
-        runtime: tokio::runtime::Handle::current(),
+        departures: departures.clone(),
+        runtime,
     };
     let connection = zbus::connection::Builder::address(bus_address)
         .serve_at(OBJECT_PATH, daemon)
@@ -166,14 +161,9 @@ async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartE
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
         .map_err(bus_err)?;
-    callers.set_bus(dbus.clone());
-    // Only names that lost their owner (arg2 = ""): a connection leaving is
-    // what ends its sessions; every client's arrival would wake us for
-    // nothing.
-    let owner_changes = dbus
-        .receive_name_owner_changed_with_args(&[(2, "")])
-        .await
-        .map_err(bus_err)?;
+    // Departures first: a call is served only once `callers` has the bus.
+    departures.set_bus(dbus.clone());
+    callers.set_bus(dbus);
     // Ready once the name is ours (DoNotQueue: a second daemon fails here).
     connection
         .request_name_with_flags(BUS_NAME, zbus::fdo::RequestNameFlags::DO_NOT_QUEUE)
@@ -187,34 +177,7 @@ async fn serve(bus_address: &str, engine: &Arc<Engine>) -> Result<Served, StartE
                 source: zbus::Error::Failure(format!("{BUS_NAME} is already owned ({other:?})")),
             }),
         })?;
-    Ok((connection, owner_changes, callers))
-}
-
-/// Sessions die with their connection, and what the bus said about it is
-/// forgotten. Most connections that leave (every allowed attempt's) had no
-/// session: that is told from the table in memory, without a trip to the
-/// blocking pool.
-async fn end_sessions_of_departed(
-    engine: Arc<Engine>,
-    callers: Arc<Callers>,
-    mut owner_changes: zbus::fdo::NameOwnerChangedStream,
-) {
-    while let Some(signal) = next(&mut owner_changes).await {
-        if let Ok(args) = signal.args()
-            && args.new_owner().is_none()
-            && args.name().starts_with(':')
-        {
-            callers.forget(args.name());
-            let gone = engine.take_sessions_of(args.name());
-            if gone.is_empty() {
-                continue;
-            }
-            // Ending sessions writes history: the store is only used off
-            // the async tasks (the shared store's client blocks).
-            let engine = engine.clone();
-            let _ = tokio::task::spawn_blocking(move || engine.end_departed(gone)).await;
-        }
-    }
+    Ok(connection)
 }
 
 /// Ends sessions past their deadline every second; prunes history at start
@@ -258,8 +221,4 @@ async fn wait_for_stop(engine: &Engine, connection: &zbus::Connection) -> Result
             () = connection.closed() => break true,
         }
     })
-}
-
-async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
-    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
 }

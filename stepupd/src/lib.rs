@@ -10,6 +10,7 @@ pub mod audit;
 pub mod caller;
 pub mod context;
 pub mod daemon;
+pub mod departures;
 pub mod factors;
 pub mod geo;
 pub mod import;

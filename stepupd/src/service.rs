@@ -13,11 +13,14 @@ use crate::attempt::{Engine, validate_user_name};
 use crate::audit;
 use crate::caller::{Caller, Callers, sender_name};
 use crate::context::{AttemptContext, FromWire};
+use crate::departures::Departures;
 
 pub struct Daemon1 {
     pub engine: Arc<Engine>,
     /// The bus's word on who calls (uid, pid), kept per connection.
     pub callers: Arc<Callers>,
+    /// Connections holding a session, watched until they leave.
+    pub departures: Arc<Departures>,
     /// Where blocking work (a security key waiting for a touch, argon2,
     /// fsync) runs, so the bus keeps being served meanwhile.
     pub runtime: tokio::runtime::Handle,
@@ -63,24 +66,39 @@ impl Daemon1 {
         if !context.ruser.is_empty() {
             check_account_name("ruser", &context.ruser)?;
         }
-        // Evaluation reads the store (history, lockout): off the task that
-        // serves the bus, so one slow decision never holds up other callers.
         let owner = sender_name(&header)?;
         // Only the sudo plugin's attempts are linked to their process.
         let process = match context.command {
             Some(_) => self.callers.process_of(&header).await,
             None => None,
         };
-        let step = self
-            .blocking(move |engine| {
-                let caller = Caller {
-                    name: &owner,
-                    process,
-                    protocol,
-                };
-                engine.begin(caller, context)
-            })
-            .await?;
+        let caller = Caller {
+            name: &owner,
+            process,
+            protocol,
+        };
+        // Decided here when the context and the policy suffice; a decision
+        // that reads the store or NSS (history, lockout, groups) goes off
+        // the task that serves the bus, so it never holds up other callers.
+        let prepared = self.engine.prepare(context);
+        let step = match self.engine.begin_without_blocking(caller, prepared) {
+            Ok(step) => step?,
+            Err(prepared) => {
+                let name = owner.clone();
+                self.blocking(move |engine| {
+                    let caller = Caller {
+                        name: &name,
+                        process,
+                        protocol,
+                    };
+                    engine.begin_prepared(caller, prepared)
+                })
+                .await?
+            }
+        };
+        if !step.session.is_empty() {
+            self.departures.watch(&owner);
+        }
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
 
@@ -98,18 +116,23 @@ impl Daemon1 {
             // without checking (or hashing) it; it is not a wrong guess.
             let len = answer.len();
             drop(answer);
+            let name = owner.clone();
             let _ = self
-                .blocking(move |engine| engine.cancel(&owner, &session))
+                .blocking(move |engine| engine.cancel(&name, &session))
                 .await;
+            self.departures.settled(&owner);
             return Err(DaemonError::InvalidArgument(format!(
                 "answer is {len} bytes (at most {MAX_ANSWER_LEN}); the attempt is over"
             )));
         }
         // A step-up proved here may answer this process's sudo approval check.
         let process = self.callers.process_of(&header).await;
+        let name = owner.clone();
         let step = self
-            .blocking(move |engine| engine.respond(&owner, process, &session, answer))
-            .await?;
+            .blocking(move |engine| engine.respond(&name, process, &session, answer))
+            .await;
+        self.departures.settled(&owner);
+        let step = step?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
@@ -125,9 +148,12 @@ impl Daemon1 {
         let owner = sender_name(&header)?;
         let process = self.callers.process_of(&header).await;
         let agent = std::os::fd::OwnedFd::from(agent);
+        let name = owner.clone();
         let step = self
-            .blocking(move |engine| engine.attach_agent(&owner, process, &session, agent))
-            .await?;
+            .blocking(move |engine| engine.attach_agent(&name, process, &session, agent))
+            .await;
+        self.departures.settled(&owner);
+        let step = step?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
@@ -138,8 +164,12 @@ impl Daemon1 {
     ) -> Result<(), DaemonError> {
         self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
-        self.blocking(move |engine| engine.cancel(&owner, &session))
-            .await
+        let name = owner.clone();
+        let cancelled = self
+            .blocking(move |engine| engine.cancel(&name, &session))
+            .await;
+        self.departures.settled(&owner);
+        cancelled
     }
 
     async fn enroll_totp(

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)] // a failed setup step should fail the test loudly
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -150,6 +151,13 @@ const OPEN_POLICY: &str = r#"
     <allow receive_type="*"/>
   </policy>"#;
 
+/// Test instrumentation, not part of what is tested: root may read the
+/// bus's per-connection statistics (`Bus::match_rules_of`). It touches no
+/// rule about the daemon's name.
+const STATS_FOR_ROOT: &str = r#"  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+  </policy>"#;
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -171,7 +179,7 @@ impl Bus {
         let socket = dir.path().join("bus");
         let rules = match policy {
             BusPolicy::Shipped => format!(
-                "  <include>{}</include>\n  <include>{}</include>",
+                "  <include>{}</include>\n  <include>{}</include>\n{STATS_FOR_ROOT}",
                 fixture("system-bus-defaults.conf").display(),
                 shipped_bus_policy().canonicalize().unwrap().display()
             ),
@@ -215,6 +223,34 @@ impl Bus {
     /// Is `name` owned on this bus right now?
     pub fn has_owner(&self, name: &str) -> bool {
         name_has_owner(&self.address, name)
+    }
+
+    /// How many match rules the owner of `name` has on this bus now (the
+    /// bus's own count: `org.freedesktop.DBus.Debug.Stats`).
+    pub fn match_rules_of(&self, name: &str) -> u32 {
+        zbus::block_on(async move {
+            let conn = zbus::connection::Builder::address(self.address.as_str())
+                .build()
+                .await
+                .unwrap();
+            let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+            let owner = dbus
+                .get_name_owner(zbus::names::BusName::try_from(name).unwrap())
+                .await
+                .unwrap();
+            let reply = conn
+                .call_method(
+                    Some("org.freedesktop.DBus"),
+                    "/org/freedesktop/DBus",
+                    Some("org.freedesktop.DBus.Debug.Stats"),
+                    "GetConnectionStats",
+                    &(owner.as_str(),),
+                )
+                .await
+                .unwrap();
+            let stats: HashMap<String, zbus::OwnedVariant> = reply.body().deserialize().unwrap();
+            u32::try_from(&stats["MatchRules"]).unwrap()
+        })
     }
 }
 

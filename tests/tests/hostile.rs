@@ -594,6 +594,71 @@ fn many_connections_fill_the_table_and_the_daemon_fails_closed_then_recovers() {
     w.still_serves();
 }
 
+/// Only connections holding a session are watched for leaving (one match
+/// rule each, docs/performance.md "Issue 19"): allowed attempts add no
+/// rule, a session's rule goes when its session ends, and a connection that
+/// leaves right after `Begin` (before its watch could be set up) still has
+/// its session ended as cancelled, long before the deadline.
+#[test]
+fn only_connections_with_a_session_are_watched_and_a_quick_leaver_is_caught() {
+    let w = world(&POLICY.replace(
+        "max_sessions = 64",
+        "max_sessions = 64\nsession_timeout = \"10m\"",
+    ));
+    let secret = random_secret();
+    w.daemon.enroll_totp("bob", &secret);
+    let rules = || w.bus.match_rules_of("org.stepup.Daemon1");
+    let until = |want: u32, why: &str| {
+        let start = Instant::now();
+        while rules() != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{why}: {} rules",
+                rules()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let baseline = rules();
+    for _ in 0..20 {
+        assert_eq!(drive(&w.pam, "alice", &[], &[]).code, PAM_SUCCESS);
+    }
+    assert_eq!(rules(), baseline, "allowed attempts are not watched");
+
+    let client = RawClient::connect(&w.bus.address);
+    let (session, kind, _) = client
+        .begin(&[("service", "sudo"), ("user", "bob")])
+        .unwrap();
+    assert_eq!(kind, "prompt_secret");
+    until(baseline + 1, "a session's connection is watched");
+    client.cancel(&session).unwrap();
+    until(
+        baseline,
+        "the watch ends with the connection's last session",
+    );
+
+    for _ in 0..10 {
+        let client = RawClient::connect(&w.bus.address);
+        client
+            .begin(&[("service", "sudo"), ("user", "bob")])
+            .unwrap();
+        drop(client);
+    }
+    let start = Instant::now();
+    while RawClient::connect(&w.bus.address).sessions() != 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "sessions linger");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let history = wait_history(&w, "bob", 11);
+    assert_eq!(history.len(), 11, "{history:?}");
+    assert!(
+        history.iter().all(|h| h.outcome == "cancelled"),
+        "{history:?}"
+    );
+    until(baseline, "no watch is left behind");
+    w.still_serves();
+}
+
 #[test]
 fn sessions_that_are_never_answered_expire() {
     let w = world(&POLICY.replace(

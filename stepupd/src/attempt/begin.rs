@@ -1,61 +1,152 @@
 //! `Begin`: decide by policy, and for a step-up open a session and send its
 //! first step. Every attempt gets an id here ([`Who::begin`]) that all its
 //! events carry, and ends with one `attempt_ended`.
+//!
+//! A decision that needs nothing but the context and the policy is made on
+//! the task that serves the bus ([`Engine::begin_without_blocking`]); any
+//! other on the blocking pool ([`Engine::begin_prepared`]).
 
 use super::ending::Ending;
 use super::*;
 
+/// An attempt read, its subject and origin known (utmp read), not yet
+/// decided. Made once: a decision tried on the bus task and handed to the
+/// blocking pool does not read utmp (or report it unusable) twice.
+pub struct Prepared {
+    ctx: AttemptContext,
+    config: Arc<Config>,
+    origin: Origin,
+    subject: String,
+    now: Timestamp,
+}
+
 impl Engine {
     /// `caller.process` is the calling process (for the sudo plugin: its
     /// PAM step-up answers the plugin's check; see `sudo_link`).
-    pub fn begin(&self, caller: Caller<'_>, mut ctx: AttemptContext) -> Result<Step, DaemonError> {
-        let process = caller.process;
+    pub fn begin(&self, caller: Caller<'_>, ctx: AttemptContext) -> Result<Step, DaemonError> {
+        self.begin_prepared(caller, self.prepare(ctx))
+    }
+
+    /// Read what the attempt needs besides the policy: the tty's utmp
+    /// session, whether the command is a shell. Local files only.
+    pub fn prepare(&self, mut ctx: AttemptContext) -> Box<Prepared> {
         if let Some(command) = ctx.command.as_mut() {
             command.shell |= crate::shells::listed(&command.path);
         }
         let config = self.config();
         let origin = self.origin_of(&config, &ctx);
         let subject = subject_of(&config, &ctx).to_owned();
-        let attempt = Attempt {
-            context: &ctx,
-            subject: &subject,
-            origin: &origin,
+        Box::new(Prepared {
+            ctx,
+            config,
+            origin,
+            subject,
             now: Timestamp::now(),
+        })
+    }
+
+    /// [`Self::begin`] for a prepared attempt; may wait on the store and NSS.
+    pub fn begin_prepared(
+        &self,
+        caller: Caller<'_>,
+        prepared: Box<Prepared>,
+    ) -> Result<Step, DaemonError> {
+        match self.decide_and_act(caller, prepared, Blocking::Allowed) {
+            Ok(step) => step,
+            // Unreachable: with blocking allowed nothing is handed back.
+            Err(_) => Err(DaemonError::Failed("internal: decision handed back".into())),
+        }
+    }
+
+    /// `Begin` without waiting on anything: for the task that serves the
+    /// bus, so an allow or deny decided from the context alone (the common
+    /// local `sudo`) costs no trip to the blocking pool. Hands the attempt
+    /// back, before anything about it is recorded, when the decision needs
+    /// the store or NSS, when the verdict steps up or is report-only, or
+    /// when letting in would write (a source address, a login key): then
+    /// [`Self::begin_prepared`] decides on the blocking pool.
+    pub fn begin_without_blocking(
+        &self,
+        caller: Caller<'_>,
+        prepared: Box<Prepared>,
+    ) -> Result<Result<Step, DaemonError>, Box<Prepared>> {
+        self.decide_and_act(caller, prepared, Blocking::Refused)
+    }
+
+    /// The decision, then what it says to do; `Err` hands the attempt back
+    /// untouched (only with [`Blocking::Refused`]).
+    fn decide_and_act(
+        &self,
+        caller: Caller<'_>,
+        prepared: Box<Prepared>,
+        blocking: Blocking,
+    ) -> Result<Result<Step, DaemonError>, Box<Prepared>> {
+        let Prepared {
+            ctx,
+            config,
+            origin,
+            subject,
+            now,
+        } = &*prepared;
+        let attempt = Attempt {
+            context: ctx,
+            subject,
+            origin,
+            now: *now,
         };
-        let mut who = Who::begin(&ctx, &subject, &origin.rhost);
-        let (rule, grace) = match self.evaluate(&config, &attempt, &mut who) {
+        let mut who = Who::begin(ctx, subject, &origin.rhost);
+        let mut lookups = match blocking {
+            Blocking::Allowed => self.lookups(),
+            Blocking::Refused => self.lookups().without_blocking(),
+        };
+        let decided = self.evaluate(config, &attempt, &mut who, &mut lookups);
+        if blocking == Blocking::Refused
+            && (lookups.would_have_blocked()
+                || !decided
+                    .as_ref()
+                    .is_ok_and(|(rule, _)| answers_from_memory(rule, &who)))
+        {
+            return Err(prepared);
+        }
+        let (rule, grace) = match decided {
             Ok(decided) => decided,
             Err(e) => {
                 self.end(&who, Outcome::Unavailable, &Ending::default());
-                return Err(e);
+                return Ok(Err(e));
             }
         };
+        Ok(self.carry_out(config, caller, &attempt, &who, (rule, grace)))
+    }
+
+    /// Audit the decision and act on it (see [`Self::act`]); an error ends
+    /// the attempt as unavailable.
+    fn carry_out(
+        &self,
+        config: &Config,
+        caller: Caller<'_>,
+        attempt: &Attempt<'_>,
+        who: &Who,
+        (rule, grace): (&Rule, Option<u64>),
+    ) -> Result<Step, DaemonError> {
         let grace_scope = match grace {
             _ if rule.action != Action::StepUp => None,
             Some(_) => Some(rule.grace_scope.as_str()),
-            None if self.stepped_up_in_this_sudo(process, &attempt) => Some("same_sudo"),
+            None if self.stepped_up_in_this_sudo(caller.process, attempt) => Some("same_sudo"),
             None => None,
         };
         let grace = grace_scope.is_some();
-        audit_decision(&who, rule, grace);
+        audit_decision(who, rule, grace);
         let ending = Ending {
             rule: &rule.name,
             verdict: rule.action.as_str(),
             grace,
             ..Ending::default()
         };
-        let step = self.act(
-            &config,
-            caller,
-            &attempt,
-            &who,
-            rule,
-            (&ending, grace_scope),
-        );
+        let step = self.act(config, caller, attempt, who, rule, (&ending, grace_scope));
         if step.is_err() {
             // Nothing final was sent and no session is left open: the
             // attempt's story ends here.
-            self.end(&who, Outcome::Unavailable, &ending);
+            self.end(who, Outcome::Unavailable, &ending);
         }
         step
     }
@@ -273,4 +364,151 @@ fn audit_decision(who: &Who, rule: &Rule, grace: bool) {
             ("report_only", bool_text(rule.report_only)),
         ],
     );
+}
+
+/// May a decision wait on the store or NSS?
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blocking {
+    Allowed,
+    Refused,
+}
+
+/// A verdict carried out without the store: a plain allow or deny that
+/// writes nothing (no source address to remember, no login key to mark).
+/// A step-up (enrollment, lockout, a session) and report-only (enrollment)
+/// need the store.
+fn answers_from_memory(rule: &Rule, who: &Who) -> bool {
+    !rule.report_only
+        && match rule.action {
+            Action::Deny => true,
+            Action::Allow => who.rhost.is_empty() && who.login_key.is_none(),
+            Action::StepUp => false,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use stepup_common::PROTOCOL_VERSION;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    /// Rules in order: what each needs decides where it may be decided.
+    const POLICY: &str = r#"
+[defaults]
+action = "step_up"
+methods = ["totp"]
+
+[[rule]]
+name = "no-mallory"
+user = ["mallory"]
+action = "deny"
+
+[[rule]]
+name = "fast-local"
+user = ["fast"]
+remote = false
+action = "allow"
+
+[[rule]]
+name = "fast-remote"
+user = ["fast"]
+action = "allow"
+
+[[rule]]
+name = "cool-down"
+user = ["slow"]
+recent_failures = { at_least = 5, within = "15m" }
+action = "deny"
+
+[[rule]]
+name = "slow"
+user = ["slow"]
+action = "allow"
+
+[[rule]]
+name = "by-group"
+group = ["nobody-has-this-group"]
+action = "allow"
+"#;
+
+    fn engine(dir: &Path) -> Engine {
+        let config = Config::from_str_named(Path::new("stepup.toml"), POLICY).expect("policy");
+        let store = SqliteStore::open(dir).expect("store");
+        Engine::new(config, Box::new(store), dir.to_owned())
+    }
+
+    fn attempt(user: &str, rhost: &str) -> AttemptContext {
+        AttemptContext {
+            service: "sudo".into(),
+            user: user.into(),
+            rhost: rhost.into(),
+            ..AttemptContext::default()
+        }
+    }
+
+    fn caller() -> Caller<'static> {
+        Caller {
+            name: ":1.7",
+            process: None,
+            protocol: PROTOCOL_VERSION,
+        }
+    }
+
+    #[test]
+    fn only_verdicts_from_the_context_alone_are_given_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(dir.path(), private).expect("chmod");
+        let engine = engine(dir.path());
+        let fast = |user: &str, rhost: &str| {
+            engine.begin_without_blocking(caller(), engine.prepare(attempt(user, rhost)))
+        };
+        // Decided from the context: a local allow, a deny.
+        let step = fast("fast", "").ok().expect("decided").expect("allowed");
+        assert_eq!(step.kind, StepKind::Allow);
+        let step = fast("mallory", "").ok().expect("decided").expect("denied");
+        assert_eq!(step.kind, StepKind::Deny);
+        // Handed back: an allow that remembers its source address, a rule
+        // that reads the history, one that asks NSS for groups, a step-up.
+        for (user, rhost) in [
+            ("fast", "192.0.2.7"),
+            ("slow", ""),
+            ("alice", ""),
+            ("bob", ""),
+        ] {
+            assert!(
+                fast(user, rhost).is_err(),
+                "{user} {rhost:?} needs the blocking pool"
+            );
+        }
+        // A handed-back attempt recorded nothing: no source, no session.
+        let store = || engine.store();
+        assert_eq!(
+            store()
+                .source_last_seen("fast", "192.0.2.7")
+                .expect("store"),
+            None
+        );
+        assert_eq!(engine.session_count(), 0);
+        // Where blocking is allowed the same attempts are decided in full.
+        let prepared = match fast("fast", "192.0.2.7") {
+            Err(prepared) => prepared,
+            Ok(_) => panic!("decided without blocking"),
+        };
+        let step = engine.begin_prepared(caller(), prepared).expect("allowed");
+        assert_eq!(step.kind, StepKind::Allow);
+        assert!(
+            store()
+                .source_last_seen("fast", "192.0.2.7")
+                .expect("store")
+                .is_some()
+        );
+        let step = engine
+            .begin(caller(), attempt("slow", ""))
+            .expect("allowed");
+        assert_eq!(step.kind, StepKind::Allow);
+    }
 }

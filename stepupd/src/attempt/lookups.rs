@@ -18,6 +18,10 @@ pub(super) fn grace_earned(
     lookups.last_success(attempt.subject, since, rule.grace_scope, attempt)
 }
 
+/// Why a lookup refused to wait (never shown: the decision is made again
+/// where waiting is allowed).
+const WOULD_BLOCK: &str = "this lookup could wait; decided on the blocking pool";
+
 /// NSS, the store and the location databases, for policy evaluation;
 /// groups and the source's place are looked up once per attempt.
 pub(super) struct StoreLookups<'e> {
@@ -30,6 +34,11 @@ pub(super) struct StoreLookups<'e> {
     /// A lookup found the shared store unreachable (the policy's error
     /// messages are text; this keeps what kind of failure it was).
     unreachable: bool,
+    /// Refuse the store and NSS (they can wait: on a lock held by an
+    /// `fsync`, a shared store, an LDAP server), for a decision made on the
+    /// task that serves the bus; `would_have_blocked` records a refusal.
+    no_blocking: bool,
+    would_have_blocked: bool,
 }
 
 impl<'e> StoreLookups<'e> {
@@ -41,7 +50,31 @@ impl<'e> StoreLookups<'e> {
             place: None,
             speed_kmh: None,
             unreachable: false,
+            no_blocking: false,
+            would_have_blocked: false,
         }
+    }
+
+    /// These lookups, refusing every one that could wait (the store, NSS).
+    /// The location databases are memory-mapped files: asked as usual.
+    pub(super) fn without_blocking(mut self) -> Self {
+        self.no_blocking = true;
+        self
+    }
+
+    /// A lookup was refused because it could have waited: the decision
+    /// made with these lookups does not count.
+    pub(super) fn would_have_blocked(&self) -> bool {
+        self.would_have_blocked
+    }
+
+    /// The store, unless lookups that could wait are refused.
+    fn store(&mut self) -> Result<MutexGuard<'e, Box<dyn Store>>, String> {
+        if self.no_blocking {
+            self.would_have_blocked = true;
+            return Err(WOULD_BLOCK.into());
+        }
+        Ok(lock(self.store))
     }
 
     /// The daemon's error for a policy evaluation that failed with
@@ -92,7 +125,7 @@ impl Lookups for StoreLookups<'_> {
         subject: &str,
         fingerprint: &str,
     ) -> Result<Option<u64>, String> {
-        let seen = lock(self.store).login_key_last_seen(subject, fingerprint);
+        let seen = self.store()?.login_key_last_seen(subject, fingerprint);
         seen.map_err(|e| self.note(e))
     }
 
@@ -102,18 +135,22 @@ impl Lookups for StoreLookups<'_> {
         {
             return Ok(groups.clone());
         }
+        if self.no_blocking {
+            self.would_have_blocked = true;
+            return Err(WOULD_BLOCK.into());
+        }
         let groups = nss_groups(user)?;
         self.groups = Some((user.to_owned(), groups.clone()));
         Ok(groups)
     }
 
     fn source_last_seen(&mut self, subject: &str, rhost: &str) -> Result<Option<u64>, String> {
-        let seen = lock(self.store).source_last_seen(subject, rhost);
+        let seen = self.store()?.source_last_seen(subject, rhost);
         seen.map_err(|e| self.note(e))
     }
 
     fn failures_since(&mut self, subject: &str, since: u64) -> Result<u64, String> {
-        let failures = lock(self.store).failures_since(subject, since);
+        let failures = self.store()?.failures_since(subject, since);
         failures.map_err(|e| self.note(e))
     }
 
@@ -131,7 +168,7 @@ impl Lookups for StoreLookups<'_> {
             Scope::Tty => Some((HistoryColumn::Tty, attempt.context.tty.as_str())),
             Scope::Rhost => Some((HistoryColumn::Rhost, attempt.origin.rhost.as_str())),
         };
-        let last = lock(self.store).last_success(subject, since, same);
+        let last = self.store()?.last_success(subject, since, same);
         let last = last.map_err(|e| self.note(e))?;
         // A success later than now means the clock went back: its age is
         // negative, not "within" anything. It grants no grace and does not
@@ -156,7 +193,7 @@ impl Lookups for StoreLookups<'_> {
     }
 
     fn country_last_seen(&mut self, subject: &str, country: &str) -> Result<Option<u64>, String> {
-        let seen = lock(self.store).country_last_seen(subject, country);
+        let seen = self.store()?.country_last_seen(subject, country);
         seen.map_err(|e| self.note(e))
     }
 
@@ -166,7 +203,7 @@ impl Lookups for StoreLookups<'_> {
         here: &GeoFacts,
         now: u64,
     ) -> Result<Option<Travel>, String> {
-        let previous = lock(self.store).last_located_source(subject);
+        let previous = self.store()?.last_located_source(subject);
         let previous = previous.map_err(|e| self.note(e))?;
         let travel = previous.and_then(|p| geo::travel(p, here, now));
         if let Some(speed) = travel.as_ref().and_then(|t| t.speed_kmh) {

@@ -28,6 +28,7 @@ use crate::store::{HistoryColumn, HistoryEntry, LockoutRow, Store, StoreError, T
 use crate::utmp;
 use crate::who::GeoTags;
 pub use crate::who::Who;
+pub use begin::Prepared;
 use stepup_config::attempt::{GeoFacts, Place, Travel};
 
 mod admin;
@@ -247,6 +248,11 @@ impl Engine {
     /// once more (the stricter side).
     /// The location is the one the decision looked up (`Who::geo`).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
+        if who.rhost.is_empty() && who.login_key.is_none() {
+            // Nothing to remember (and the store's lock is not taken: this
+            // runs on the bus task for decisions made from memory).
+            return Ok(());
+        }
         let mut store = lock(&self.store);
         let tolerate = |result: Result<(), StoreError>| match result {
             Err(e) if e.is_unreachable() => Ok(()),
@@ -350,10 +356,10 @@ impl Engine {
         config: &'c Config,
         attempt: &Attempt<'_>,
         who: &mut Who,
+        lookups: &mut StoreLookups<'_>,
     ) -> Result<(&'c Rule, Option<u64>), DaemonError> {
-        let mut lookups = self.lookups();
-        let rule = policy::decide(config, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
-        let grace = grace_earned(rule, attempt, &mut lookups).map_err(|e| lookups.error(e))?;
+        let rule = policy::decide(config, attempt, lookups).map_err(|e| lookups.error(e))?;
+        let grace = grace_earned(rule, attempt, lookups).map_err(|e| lookups.error(e))?;
         *who.geo = lookups.tags(&attempt.origin.rhost);
         Ok((rule, grace))
     }
