@@ -19,7 +19,7 @@ pub struct Daemon1 {
     pub engine: Arc<Engine>,
     /// The bus's word on who calls (uid, pid), kept per connection.
     pub callers: Arc<Callers>,
-    /// Connections holding a session, watched until they leave.
+    /// Connections leaving the bus, watched while sessions are open.
     pub departures: Arc<Departures>,
     /// Where blocking work (a security key waiting for a touch, argon2,
     /// fsync) runs, so the bus keeps being served meanwhile.
@@ -47,6 +47,7 @@ impl Daemon1 {
         protocol: u32,
         context: HashMap<String, String>,
     ) -> Result<(String, String, String), DaemonError> {
+        let begun = std::time::Instant::now();
         self.callers.require_root(&header).await?;
         if !(OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
             audit::event(
@@ -97,7 +98,7 @@ impl Daemon1 {
             }
         };
         if !step.session.is_empty() {
-            self.departures.watch(&owner);
+            self.departures.session_opened(&owner, begun);
         }
         Ok((step.session, step.kind.as_str().to_owned(), step.text))
     }
@@ -116,23 +117,18 @@ impl Daemon1 {
             // without checking (or hashing) it; it is not a wrong guess.
             let len = answer.len();
             drop(answer);
-            let name = owner.clone();
             let _ = self
-                .blocking(move |engine| engine.cancel(&name, &session))
+                .blocking(move |engine| engine.cancel(&owner, &session))
                 .await;
-            self.departures.settled(&owner);
             return Err(DaemonError::InvalidArgument(format!(
                 "answer is {len} bytes (at most {MAX_ANSWER_LEN}); the attempt is over"
             )));
         }
         // A step-up proved here may answer this process's sudo approval check.
         let process = self.callers.process_of(&header).await;
-        let name = owner.clone();
         let step = self
-            .blocking(move |engine| engine.respond(&name, process, &session, answer))
-            .await;
-        self.departures.settled(&owner);
-        let step = step?;
+            .blocking(move |engine| engine.respond(&owner, process, &session, answer))
+            .await?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
@@ -148,12 +144,9 @@ impl Daemon1 {
         let owner = sender_name(&header)?;
         let process = self.callers.process_of(&header).await;
         let agent = std::os::fd::OwnedFd::from(agent);
-        let name = owner.clone();
         let step = self
-            .blocking(move |engine| engine.attach_agent(&name, process, &session, agent))
-            .await;
-        self.departures.settled(&owner);
-        let step = step?;
+            .blocking(move |engine| engine.attach_agent(&owner, process, &session, agent))
+            .await?;
         Ok((step.kind.as_str().to_owned(), step.text))
     }
 
@@ -164,12 +157,8 @@ impl Daemon1 {
     ) -> Result<(), DaemonError> {
         self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
-        let name = owner.clone();
-        let cancelled = self
-            .blocking(move |engine| engine.cancel(&name, &session))
-            .await;
-        self.departures.settled(&owner);
-        cancelled
+        self.blocking(move |engine| engine.cancel(&owner, &session))
+            .await
     }
 
     async fn enroll_totp(

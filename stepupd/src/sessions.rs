@@ -226,16 +226,6 @@ impl SessionTable {
         self.take_where(|s| s.owner == owner)
     }
 
-    /// The latest deadline after `now` of `owner`'s open sessions (one past
-    /// its deadline is the expiry's to end).
-    pub fn latest_deadline_of(&self, owner: &str, now: Instant) -> Option<Instant> {
-        self.sessions
-            .values()
-            .filter(|s| s.owner == owner && s.deadline > now)
-            .map(|s| s.deadline)
-            .max()
-    }
-
     /// Take every open session (the daemon is stopping).
     pub fn take_all(&mut self) -> Vec<Session> {
         self.expired.clear();

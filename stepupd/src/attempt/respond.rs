@@ -330,12 +330,6 @@ impl Engine {
         lock(&self.sessions).take_owned_by(owner)
     }
 
-    /// When `owner`'s last open session reaches its deadline; `None` if it
-    /// has none before its deadline.
-    pub fn latest_deadline_of(&self, owner: &str) -> Option<Instant> {
-        lock(&self.sessions).latest_deadline_of(owner, Instant::now())
-    }
-
     /// End, as cancelled, sessions whose connection left (writes history).
     pub fn end_departed(&self, gone: Vec<Session>) {
         for session in gone {
