@@ -124,6 +124,10 @@ impl Daemon1 {
                 "answer is {len} bytes (at most {MAX_ANSWER_LEN}); the attempt is over"
             )));
         }
+        // The prompt after a reason or a wrong code is known from memory.
+        if let Some(step) = self.engine.respond_without_blocking(&owner, &session) {
+            return Ok((step.kind.as_str().to_owned(), step.text));
+        }
         // A step-up proved here may answer this process's sudo approval check.
         let process = self.callers.process_of(&header).await;
         let step = self

@@ -340,15 +340,20 @@ impl Engine {
             Some(Method::SshAgentKey) => return self.start_agent_step(owner, id),
             _ => {}
         }
-        let prompt = prompt_for(methods);
         Ok(Step {
             session: id.to_owned(),
             kind: StepKind::PromptSecret,
-            text: match note {
-                Some(note) => format!("{note}\n{prompt}"),
-                None => prompt.to_owned(),
-            },
+            text: code_prompt(methods, note),
         })
+    }
+}
+
+/// The prompt for a code, after the attempt's note if it has one.
+pub(super) fn code_prompt(methods: &[Method], note: Option<&'static str>) -> String {
+    let prompt = prompt_for(methods);
+    match note {
+        Some(note) => format!("{note}\n{prompt}"),
+        None => prompt.to_owned(),
     }
 }
 

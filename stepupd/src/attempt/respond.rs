@@ -12,6 +12,36 @@ enum Turn {
     Check(Box<Who>, Vec<Method>, Zeroizing<String>),
 }
 
+/// Whether the next step is a prompt for a code known from memory: after a
+/// wrong answer, or after the reason when the first method is a code (a key
+/// or agent step starts work that waits).
+fn prompts_from_memory(session: &Session) -> bool {
+    match session.stage {
+        Stage::ShowedError => true,
+        Stage::ShowedReason => !matches!(
+            session.methods.first(),
+            Some(Method::Fido2 | Method::SshAgentKey)
+        ),
+        _ => false,
+    }
+}
+
+/// That prompt, moving the session to await the code. The answer that came
+/// with the call is not used (the module sends an empty one after showing a
+/// message).
+fn next_prompt(session: &mut Session, id: &str) -> Step {
+    let text = match session.stage {
+        Stage::ShowedReason => super::begin::code_prompt(&session.methods, session.note),
+        _ => prompt_for(&session.methods).to_owned(),
+    };
+    session.stage = Stage::AwaitingCode;
+    Step {
+        session: id.to_owned(),
+        kind: StepKind::PromptSecret,
+        text,
+    }
+}
+
 fn no_such(e: crate::sessions::SessionError) -> DaemonError {
     DaemonError::NoSuchSession(e.to_string())
 }
@@ -37,6 +67,20 @@ impl Engine {
             self.end_on_error(owner, id);
         }
         step
+    }
+
+    /// The next step of a session when it is a prompt for a code (after the
+    /// reason, or after a wrong answer): known from memory, so `Respond`
+    /// gives it without leaving the task that serves the bus. `None` when
+    /// the call must go the blocking way ([`Engine::respond`]): an answer to
+    /// check, a key or agent step, a session past its deadline or unknown.
+    pub fn respond_without_blocking(&self, owner: &str, id: &str) -> Option<Step> {
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get_mut(id, owner).ok()?;
+        if session.deadline <= Instant::now() || !prompts_from_memory(session) {
+            return None;
+        }
+        Some(next_prompt(session, id))
     }
 
     /// A step-up proved by `process` answers its sudo's approval check.
@@ -100,24 +144,21 @@ impl Engine {
                 "The step-up timed out.",
             )));
         }
+        if prompts_from_memory(session) {
+            return Ok(Turn::Step(next_prompt(session, id)));
+        }
         let step = match session.stage {
             Stage::AwaitingCode => {
                 let (who, methods) = (Box::new(session.who.clone()), session.methods.clone());
                 return Ok(Turn::Check(who, methods, answer));
             }
-            Stage::ShowedReason => {
+            // A reason shown before a key or agent step (after an error,
+            // `prompts_from_memory` always answers).
+            Stage::ShowedReason | Stage::ShowedError => {
                 session.stage = Stage::AwaitingCode;
                 let (methods, note) = (session.methods.clone(), session.note);
                 drop(sessions);
                 self.first_prompt(config, owner, id, &methods, note)?
-            }
-            Stage::ShowedError => {
-                session.stage = Stage::AwaitingCode;
-                Step {
-                    session: id.to_owned(),
-                    kind: StepKind::PromptSecret,
-                    text: prompt_for(&session.methods).to_owned(),
-                }
             }
             Stage::AwaitingPin => {
                 drop(sessions);
@@ -393,4 +434,102 @@ fn check_code(
     } else {
         ("wrong_code", "Wrong code.")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use stepup_common::PROTOCOL_VERSION;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    /// Every attempt steps up with TOTP, saying why first (`show_reason`); `[daemon]`
+    /// sessions last a second so one can be seen past its deadline.
+    const POLICY: &str = r#"
+[daemon]
+session_timeout = "1s"
+
+[defaults]
+action = "step_up"
+methods = ["totp"]
+"#;
+
+    fn engine(dir: &Path) -> Engine {
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        std::fs::set_permissions(dir, private).expect("chmod");
+        let config = Config::from_str_named(Path::new("stepup.toml"), POLICY).expect("policy");
+        let store = SqliteStore::open(dir).expect("store");
+        let engine = Engine::new(config, Box::new(store), dir.to_owned());
+        let secret = Zeroizing::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".to_owned());
+        engine.enroll_totp("alice", secret, "").expect("enroll");
+        engine
+    }
+
+    /// A step-up begun by `:1.7` for alice: its session id (the reason shown).
+    fn begin(engine: &Engine) -> String {
+        let ctx = AttemptContext {
+            service: "sudo".into(),
+            user: "alice".into(),
+            ..AttemptContext::default()
+        };
+        let caller = Caller {
+            name: ":1.7",
+            process: None,
+            protocol: PROTOCOL_VERSION,
+        };
+        let step = engine
+            .begin_prepared(caller, engine.prepare(ctx))
+            .expect("begun");
+        assert_eq!(step.kind, StepKind::Info, "the reason comes first");
+        step.session
+    }
+
+    #[test]
+    fn only_prompts_known_from_memory_are_given_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine(dir.path());
+        let id = begin(&engine);
+        assert!(
+            engine.respond_without_blocking(":1.8", &id).is_none(),
+            "another connection's session"
+        );
+        assert!(engine.respond_without_blocking(":1.7", "nope").is_none());
+        // After the reason: the code prompt, from memory.
+        let prompt = engine
+            .respond_without_blocking(":1.7", &id)
+            .expect("prompt");
+        assert_eq!(prompt.kind, StepKind::PromptSecret);
+        assert_eq!(prompt.text, CODE_PROMPT);
+        // Now an answer is due: that is checked the blocking way.
+        assert!(engine.respond_without_blocking(":1.7", &id).is_none());
+        let wrong = Zeroizing::new("000000".to_owned());
+        let step = engine.respond(":1.7", None, &id, wrong).expect("checked");
+        assert_eq!(step.kind, StepKind::Error, "a wrong code: {}", step.text);
+        // After the error: the prompt again, from memory.
+        let again = engine
+            .respond_without_blocking(":1.7", &id)
+            .expect("prompt");
+        assert_eq!(
+            (again.kind, again.text.as_str()),
+            (StepKind::PromptSecret, CODE_PROMPT)
+        );
+    }
+
+    #[test]
+    fn a_session_past_its_deadline_goes_the_blocking_way_and_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine(dir.path());
+        let id = begin(&engine);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(engine.respond_without_blocking(":1.7", &id).is_none());
+        let empty = Zeroizing::new(String::new());
+        let step = engine.respond(":1.7", None, &id, empty).expect("answered");
+        assert_eq!(step.kind, StepKind::Deny, "{}", step.text);
+        assert!(
+            engine.respond_without_blocking(":1.7", &id).is_none(),
+            "ended"
+        );
+    }
 }

@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 use stepup_config::attempt::{GeoFacts, PreviousAttempt};
 use zeroize::Zeroizing;
@@ -153,6 +154,11 @@ const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
                  COMMIT;",
 ];
 
+/// A person's TOTP credentials, oldest first (read twice per step-up).
+const TOTP_CREDENTIALS: &str =
+    "SELECT id, user, label, secret, algorithm, digits, period, last_step, created
+     FROM credentials WHERE user = ?1 AND method = 'totp' ORDER BY created, id";
+
 /// The embedded store: one SQLite file in the state directory.
 pub struct SqliteStore {
     conn: Connection,
@@ -211,6 +217,12 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // One query plan per statement, whatever is bound: without this,
+        // SQLite may re-prepare a cached statement on every new binding
+        // (the TOTP lookup was re-parsed and re-planned for each user, twice
+        // per step-up). Every hot query is an equality on an indexed column,
+        // whose plan does not depend on the value.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let store = Self { conn, path };
         store.migrate()?;
         Ok(store)
@@ -245,10 +257,7 @@ impl SqliteStore {
     }
 
     pub fn totp_credentials(&self, user: &str) -> Result<Vec<TotpCredential>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, user, label, secret, algorithm, digits, period, last_step, created
-             FROM credentials WHERE user = ?1 AND method = 'totp' ORDER BY created, id",
-        )?;
+        let mut stmt = self.conn.prepare_cached(TOTP_CREDENTIALS)?;
         let rows = stmt.query_map(params![user], |r| {
             Ok(TotpCredential {
                 id: r.get(0)?,
@@ -1123,6 +1132,25 @@ mod tests {
             last_step: None,
             created: 1,
         }
+    }
+
+    #[test]
+    fn a_cached_statement_is_not_prepared_again_for_another_user() {
+        // SQLite re-prepares a statement whose plan may depend on a bound
+        // value each time that value changes, unless the query planner
+        // stability guarantee is on (`open`): the TOTP lookup was parsed
+        // and planned again twice per step-up.
+        let dir = private_dir();
+        let mut store = SqliteStore::open(dir.path()).expect("open");
+        store.add_totp(&cred("t-a", "alice")).expect("add");
+        store.add_totp(&cred("t-b", "bob")).expect("add");
+        for user in ["alice", "bob", "alice", "bob"] {
+            let found = store.totp_credentials(user).expect("lookup");
+            assert_eq!(found.len(), 1, "{user}");
+            assert_eq!(found[0].user, user);
+        }
+        let cached = store.conn.prepare_cached(TOTP_CREDENTIALS).expect("cached");
+        assert_eq!(cached.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[test]
