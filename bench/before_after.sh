@@ -69,7 +69,7 @@ for side in rows:
                            med["stepup_totp"], med["pam_oath"], med["stepup_totp"] / med["pam_oath"],
                            c1[0], c16[0], c16[0] / c16[1], c16[2], c1[3], c16[3], c1[4], c16[4]])
 
-fmt = lambda v: f"{v:.2f}" if v < 10 else f"{v:.0f}"
+fmt = lambda v: f"{v:.0f}" if v >= 10 or v == int(v) else f"{v:.2f}"
 print("| side | round | " + " | ".join(cols) + " |")
 print("|---|---|" + "---:|" * len(cols))
 for side, table in rows.items():
