@@ -445,8 +445,8 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
 
-    /// Every attempt steps up with TOTP, saying why first (`show_reason`); `[daemon]`
-    /// sessions last a second so one can be seen past its deadline.
+    /// Every attempt steps up with TOTP, saying why first (`show_reason`);
+    /// sessions last a second, so one can be seen past its deadline.
     const POLICY: &str = r#"
 [daemon]
 session_timeout = "1s"
