@@ -17,11 +17,27 @@ use zbus::names::BusName;
 /// connections that call while others are in flight (`max_sessions` 256).
 pub const MAX_KNOWN_CALLERS: usize = 4096;
 
-/// What the bus said about a connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Known {
-    uid: Option<u32>,
+/// What the bus said about a connection: its uid, and its pid when the bus
+/// knew it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    uid: u32,
     pid: Option<u32>,
+}
+
+impl Known {
+    /// The calling process, as the bus daemon vouches for it (it read the
+    /// pid from the socket's credentials). `None` when it cannot be told;
+    /// then nothing is linked to it. Its start time is read while the
+    /// caller waits for our reply, so the pid still names it.
+    pub fn process(&self) -> Option<ProcessId> {
+        let pid = self.pid?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(ProcessId {
+            pid,
+            start: start_time(&stat)?,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -32,13 +48,13 @@ struct Table {
 }
 
 impl Table {
-    fn get(&self, name: &str) -> Known {
-        self.known.get(name).copied().unwrap_or_default()
+    fn get(&self, name: &str) -> Option<Known> {
+        self.known.get(name).copied()
     }
 
-    fn update(&mut self, name: &str, change: impl FnOnce(&mut Known)) {
-        if let Some(known) = self.known.get_mut(name) {
-            change(known);
+    fn insert(&mut self, name: &str, known: Known) {
+        if let Some(old) = self.known.get_mut(name) {
+            *old = known;
             return;
         }
         while self.order.len() >= MAX_KNOWN_CALLERS {
@@ -46,8 +62,6 @@ impl Table {
                 self.known.remove(&oldest);
             }
         }
-        let mut known = Known::default();
-        change(&mut known);
         self.known.insert(name.to_owned(), known);
         self.order.push_back(name.to_owned());
     }
@@ -104,17 +118,17 @@ impl Callers {
     }
 
     /// Refuse any caller whose uid is not 0. The shipped D-Bus policy
-    /// already refuses them; this is the second, independent check.
-    pub async fn require_root(&self, header: &Header<'_>) -> Result<(), DaemonError> {
+    /// already refuses them; this is the second, independent check. What
+    /// the bus said about the caller (its pid, for `same_sudo`) comes back.
+    pub async fn require_root(&self, header: &Header<'_>) -> Result<Known, DaemonError> {
         let sender = header
             .sender()
             .ok_or_else(|| DaemonError::AccessDenied("message has no sender".into()))?;
-        let known = self.table().get(sender).uid;
-        let uid = match known {
-            Some(uid) => uid,
+        let cached = self.table().get(sender);
+        let known = match cached {
+            Some(known) => known,
             None => {
-                // Uid and pid in one round trip: a step-up's `Respond`
-                // then finds the pid (for `same_sudo`) already known.
+                // Uid and pid in one round trip.
                 let told = self
                     .bus()?
                     .get_connection_credentials(BusName::Unique(sender.to_owned()))
@@ -125,46 +139,21 @@ impl Callers {
                 let uid = told.unix_user_id().ok_or_else(|| {
                     DaemonError::AccessDenied("the bus did not say the caller's uid".into())
                 })?;
-                self.table().update(sender, |k| {
-                    k.uid = Some(uid);
-                    k.pid = told.process_id();
-                });
-                uid
+                let known = Known {
+                    uid,
+                    pid: told.process_id(),
+                };
+                self.table().insert(sender, known);
+                known
             }
         };
-        if uid != 0 {
+        if known.uid != 0 {
             return Err(DaemonError::AccessDenied(format!(
-                "only root may call stepupd (caller uid {uid})"
+                "only root may call stepupd (caller uid {})",
+                known.uid
             )));
         }
-        Ok(())
-    }
-
-    /// The calling process, as the bus daemon vouches for it (it read the
-    /// pid from the socket's credentials). `None` when it cannot be told;
-    /// then nothing is linked to it. Its start time is read while the
-    /// caller waits for our reply, so the pid still names it.
-    pub async fn process_of(&self, header: &Header<'_>) -> Option<ProcessId> {
-        let sender = header.sender()?;
-        let known = self.table().get(sender).pid;
-        let pid = match known {
-            Some(pid) => pid,
-            None => {
-                let pid = self
-                    .bus()
-                    .ok()?
-                    .get_connection_unix_process_id(BusName::Unique(sender.to_owned()))
-                    .await
-                    .ok()?;
-                self.table().update(sender, |k| k.pid = Some(pid));
-                pid
-            }
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        Some(ProcessId {
-            pid,
-            start: start_time(&stat)?,
-        })
+        Ok(known)
     }
 }
 
@@ -209,24 +198,25 @@ mod tests {
     #[test]
     fn callers_are_remembered_within_a_bound_and_forgotten_when_they_leave() {
         let mut table = Table::default();
-        table.update(":1.1", |k| k.uid = Some(0));
-        table.update(":1.1", |k| k.pid = Some(42));
-        let both = Known {
-            uid: Some(0),
-            pid: Some(42),
-        };
-        assert_eq!(table.get(":1.1"), both);
+        let root = |pid| Known { uid: 0, pid };
+        table.insert(":1.1", root(None));
+        table.insert(":1.1", root(Some(42)));
+        assert_eq!(table.get(":1.1"), Some(root(Some(42))));
+        assert_eq!(table.order.len(), 1, "a name is listed once");
         table.forget(":1.1");
-        assert_eq!(table.get(":1.1"), Known::default());
+        assert_eq!(table.get(":1.1"), None);
         for n in 0..MAX_KNOWN_CALLERS + 10 {
-            table.update(&format!(":1.{n}"), |k| k.uid = Some(0));
+            table.insert(&format!(":1.{n}"), root(Some(n as u32)));
         }
         assert_eq!(table.known.len(), MAX_KNOWN_CALLERS);
         assert_eq!(table.order.len(), MAX_KNOWN_CALLERS);
         // The oldest went first.
-        assert_eq!(table.get(":1.0"), Known::default());
-        let newest = format!(":1.{}", MAX_KNOWN_CALLERS + 9);
-        assert_eq!(table.get(&newest).uid, Some(0));
+        assert_eq!(table.get(":1.0"), None);
+        let newest = MAX_KNOWN_CALLERS + 9;
+        assert_eq!(
+            table.get(&format!(":1.{newest}")),
+            Some(root(Some(newest as u32)))
+        );
     }
 
     #[test]

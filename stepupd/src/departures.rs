@@ -4,9 +4,9 @@
 //! The watch (one match rule: `NameOwnerChanged` with arg2 = "") is on only
 //! while sessions are open, and for one `session_timeout` after the last
 //! one was opened (so a steady trickle of step-ups does not add and remove
-//! the rule each time). Every allowed attempt's connection comes and goes without a
-//! session; with the watch always on, each of them woke the daemon once
-//! more for nothing (≈ 20 µs of CPU per allow decision,
+//! the rule each time). Every allowed attempt's connection comes and goes
+//! without a session; with the watch always on, each of them woke the
+//! daemon once more for nothing (≈ 20 µs of CPU per allow decision,
 //! docs/performance.md). A rule per session instead cost three bus calls
 //! per step-up (measured: +170 µs of CPU and +200 µs on the TOTP path).
 //!
@@ -63,6 +63,15 @@ struct State {
 }
 
 impl State {
+    /// The watch is off: forget what it saw (a new watch starts afresh).
+    fn turn_off(&mut self) {
+        self.on = false;
+        self.ready_at = None;
+        self.pending.clear();
+        self.departed.clear();
+        self.order.clear();
+    }
+
     fn remember(&mut self, name: &str) {
         if !self.departed.insert(name.to_owned()) {
             return;
@@ -150,9 +159,7 @@ impl Departures {
     /// opened for a `session_timeout`; dropping the stream removes the rule.
     async fn watch(self: Arc<Self>, dbus: DBusProxy<'static>) {
         let Ok(mut leaving) = dbus.receive_name_owner_changed_with_args(&[(2, "")]).await else {
-            let mut state = self.state();
-            state.on = false; // tried again with the next session
-            state.pending.clear();
+            self.state().turn_off(); // tried again with the next session
             return;
         };
         let pending = {
@@ -183,9 +190,7 @@ impl Departures {
                 }
             }
         }
-        let mut state = self.state();
-        state.on = false;
-        state.ready_at = None;
+        self.state().turn_off();
     }
 
     /// How long the watch stays on after the last session was opened.
@@ -201,10 +206,7 @@ impl Departures {
         let mut state = self.state();
         let quiet = state.last_session.is_none_or(|t| t.elapsed() >= linger);
         if quiet && self.engine.session_count() == 0 {
-            state.on = false;
-            state.ready_at = None;
-            state.departed.clear();
-            state.order.clear();
+            state.turn_off();
             return true;
         }
         false

@@ -48,7 +48,7 @@ impl Daemon1 {
         context: HashMap<String, String>,
     ) -> Result<(String, String, String), DaemonError> {
         let begun = std::time::Instant::now();
-        self.callers.require_root(&header).await?;
+        let known = self.callers.require_root(&header).await?;
         if !(OLDEST_PROTOCOL..=PROTOCOL_VERSION).contains(&protocol) {
             audit::event(
                 "protocol_mismatch",
@@ -70,7 +70,7 @@ impl Daemon1 {
         let owner = sender_name(&header)?;
         // Only the sudo plugin's attempts are linked to their process.
         let process = match context.command {
-            Some(_) => self.callers.process_of(&header).await,
+            Some(_) => known.process(),
             None => None,
         };
         let caller = Caller {
@@ -110,7 +110,7 @@ impl Daemon1 {
         answer: String,
     ) -> Result<(String, String), DaemonError> {
         let answer = Zeroizing::new(answer);
-        self.callers.require_root(&header).await?;
+        let known = self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
         if answer.len() > MAX_ANSWER_LEN {
             // No code, recovery code or PIN is this long: end the attempt
@@ -129,7 +129,7 @@ impl Daemon1 {
             return Ok((step.kind.as_str().to_owned(), step.text));
         }
         // A step-up proved here may answer this process's sudo approval check.
-        let process = self.callers.process_of(&header).await;
+        let process = known.process();
         let step = self
             .blocking(move |engine| engine.respond(&owner, process, &session, answer))
             .await?;
@@ -144,9 +144,9 @@ impl Daemon1 {
         session: String,
         agent: zbus::OwnedFd,
     ) -> Result<(String, String), DaemonError> {
-        self.callers.require_root(&header).await?;
+        let known = self.callers.require_root(&header).await?;
         let owner = sender_name(&header)?;
-        let process = self.callers.process_of(&header).await;
+        let process = known.process();
         let agent = std::os::fd::OwnedFd::from(agent);
         let step = self
             .blocking(move |engine| engine.attach_agent(&owner, process, &session, agent))

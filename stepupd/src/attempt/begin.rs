@@ -20,6 +20,17 @@ pub struct Prepared {
     now: Timestamp,
 }
 
+impl Prepared {
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            context: &self.ctx,
+            subject: &self.subject,
+            origin: &self.origin,
+            now: self.now,
+        }
+    }
+}
+
 impl Engine {
     /// `caller.process` is the calling process (for the sudo plugin: its
     /// PAM step-up answers the plugin's check; see `sudo_link`).
@@ -51,11 +62,8 @@ impl Engine {
         caller: Caller<'_>,
         prepared: Box<Prepared>,
     ) -> Result<Step, DaemonError> {
-        match self.decide_and_act(caller, prepared, Blocking::Allowed) {
-            Ok(step) => step,
-            // Unreachable: with blocking allowed nothing is handed back.
-            Err(_) => Err(DaemonError::Failed("internal: decision handed back".into())),
-        }
+        let (who, decided) = self.decide(&prepared, &mut self.lookups());
+        self.act_on(caller, &prepared, &who, decided)
     }
 
     /// `Begin` without waiting on anything: for the task that serves the
@@ -70,52 +78,48 @@ impl Engine {
         caller: Caller<'_>,
         prepared: Box<Prepared>,
     ) -> Result<Result<Step, DaemonError>, Box<Prepared>> {
-        self.decide_and_act(caller, prepared, Blocking::Refused)
-    }
-
-    /// The decision, then what it says to do; `Err` hands the attempt back
-    /// untouched (only with [`Blocking::Refused`]).
-    fn decide_and_act(
-        &self,
-        caller: Caller<'_>,
-        prepared: Box<Prepared>,
-        blocking: Blocking,
-    ) -> Result<Result<Step, DaemonError>, Box<Prepared>> {
-        let Prepared {
-            ctx,
-            config,
-            origin,
-            subject,
-            now,
-        } = &*prepared;
-        let attempt = Attempt {
-            context: ctx,
-            subject,
-            origin,
-            now: *now,
-        };
-        let mut who = Who::begin(ctx, subject, &origin.rhost);
-        let mut lookups = match blocking {
-            Blocking::Allowed => self.lookups(),
-            Blocking::Refused => self.lookups().without_blocking(),
-        };
-        let decided = self.evaluate(config, &attempt, &mut who, &mut lookups);
-        if blocking == Blocking::Refused
-            && (lookups.would_have_blocked()
-                || !decided
-                    .as_ref()
-                    .is_ok_and(|(rule, _)| answers_from_memory(rule, &who)))
-        {
+        let mut lookups = self.lookups().without_blocking();
+        let (who, decided) = self.decide(&prepared, &mut lookups);
+        let from_memory = !lookups.would_have_blocked()
+            && decided
+                .as_ref()
+                .is_ok_and(|(rule, _)| answers_from_memory(rule, &who));
+        if !from_memory {
             return Err(prepared);
         }
-        let (rule, grace) = match decided {
-            Ok(decided) => decided,
-            Err(e) => {
-                self.end(&who, Outcome::Unavailable, &Ending::default());
-                return Ok(Err(e));
+        Ok(self.act_on(caller, &prepared, &who, decided))
+    }
+
+    /// The policy's verdict on a prepared attempt, with the attempt's
+    /// identity for its events. Records nothing.
+    fn decide<'p>(
+        &self,
+        prepared: &'p Prepared,
+        lookups: &mut StoreLookups<'_>,
+    ) -> (Who, Result<(&'p Rule, Option<u64>), DaemonError>) {
+        let mut who = Who::begin(&prepared.ctx, &prepared.subject, &prepared.origin.rhost);
+        let decided = self.evaluate(&prepared.config, &prepared.attempt(), &mut who, lookups);
+        (who, decided)
+    }
+
+    /// Carry out a verdict; a decision that failed ends the attempt as
+    /// unavailable.
+    fn act_on(
+        &self,
+        caller: Caller<'_>,
+        prepared: &Prepared,
+        who: &Who,
+        decided: Result<(&Rule, Option<u64>), DaemonError>,
+    ) -> Result<Step, DaemonError> {
+        match decided {
+            Ok(verdict) => {
+                self.carry_out(&prepared.config, caller, &prepared.attempt(), who, verdict)
             }
-        };
-        Ok(self.carry_out(config, caller, &attempt, &who, (rule, grace)))
+            Err(e) => {
+                self.end(who, Outcome::Unavailable, &Ending::default());
+                Err(e)
+            }
+        }
     }
 
     /// Audit the decision and act on it (see [`Self::act`]); an error ends
@@ -371,13 +375,6 @@ fn audit_decision(who: &Who, rule: &Rule, grace: bool) {
     );
 }
 
-/// May a decision wait on the store or NSS?
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Blocking {
-    Allowed,
-    Refused,
-}
-
 /// A verdict carried out without the store: a plain allow or deny that
 /// writes nothing (no source address to remember, no login key to mark).
 /// A step-up (enrollment, lockout, a session) and report-only (enrollment)
@@ -386,7 +383,7 @@ fn answers_from_memory(rule: &Rule, who: &Who) -> bool {
     !rule.report_only
         && match rule.action {
             Action::Deny => true,
-            Action::Allow => who.rhost.is_empty() && who.login_key.is_none(),
+            Action::Allow => !let_in_writes(who),
             Action::StepUp => false,
         }
 }

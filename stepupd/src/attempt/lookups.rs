@@ -68,12 +68,18 @@ impl<'e> StoreLookups<'e> {
         self.would_have_blocked
     }
 
-    /// The store, unless lookups that could wait are refused.
-    fn store(&mut self) -> Result<MutexGuard<'e, Box<dyn Store>>, String> {
+    /// Refuse a lookup that could wait, if those are refused.
+    fn may_wait(&mut self) -> Result<(), String> {
         if self.no_blocking {
             self.would_have_blocked = true;
             return Err(WOULD_BLOCK.into());
         }
+        Ok(())
+    }
+
+    /// The store, unless lookups that could wait are refused.
+    fn store(&mut self) -> Result<MutexGuard<'e, Box<dyn Store>>, String> {
+        self.may_wait()?;
         Ok(lock(self.store))
     }
 
@@ -135,10 +141,7 @@ impl Lookups for StoreLookups<'_> {
         {
             return Ok(groups.clone());
         }
-        if self.no_blocking {
-            self.would_have_blocked = true;
-            return Err(WOULD_BLOCK.into());
-        }
+        self.may_wait()?;
         let groups = nss_groups(user)?;
         self.groups = Some((user.to_owned(), groups.clone()));
         Ok(groups)

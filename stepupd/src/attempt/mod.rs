@@ -69,6 +69,12 @@ pub const CODE_OR_RECOVERY_PROMPT: &str = "Verification code (or a recovery code
 pub const RECOVERY_PROMPT: &str = "Recovery code: ";
 
 /// The prompt for the methods on offer.
+/// Whether letting `who` in writes to the store: its source address and
+/// its login key are remembered (`Engine::let_in`).
+fn let_in_writes(who: &Who) -> bool {
+    !who.rhost.is_empty() || who.login_key.is_some()
+}
+
 fn prompt_for(methods: &[Method]) -> &'static str {
     match (
         methods.contains(&Method::Totp),
@@ -248,7 +254,7 @@ impl Engine {
     /// once more (the stricter side).
     /// The location is the one the decision looked up (`Who::geo`).
     fn let_in(&self, who: &Who) -> Result<(), DaemonError> {
-        if who.rhost.is_empty() && who.login_key.is_none() {
+        if !let_in_writes(who) {
             // Nothing to remember (and the store's lock is not taken: this
             // runs on the bus task for decisions made from memory).
             return Ok(());
